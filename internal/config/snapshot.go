@@ -1,0 +1,147 @@
+// Package config holds l7lb's typed, validated configuration model.
+//
+// A Snapshot is produced once per (re)load by a translator (config/ingress for
+// Kubernetes Ingress objects) and is never mutated afterwards: the runtime
+// compiles it into a route table and target groups and swaps the result in
+// atomically. Nothing on the request path reads raw YAML or Kubernetes types.
+package config
+
+import "time"
+
+// Protocol is a listener or backend protocol, spelled as the ALB spells it.
+type Protocol string
+
+const (
+	ProtocolHTTP  Protocol = "HTTP"
+	ProtocolHTTPS Protocol = "HTTPS"
+)
+
+// ProtocolVersion is the backend protocol version of a target group
+// (alb.ingress.kubernetes.io/backend-protocol-version).
+type ProtocolVersion string
+
+const (
+	VersionHTTP1 ProtocolVersion = "HTTP1"
+	VersionHTTP2 ProtocolVersion = "HTTP2"
+	VersionGRPC  ProtocolVersion = "GRPC"
+)
+
+// Scheme is alb.ingress.kubernetes.io/scheme.
+type Scheme string
+
+const (
+	SchemeInternal       Scheme = "internal"
+	SchemeInternetFacing Scheme = "internet-facing"
+)
+
+// TargetType is alb.ingress.kubernetes.io/target-type.
+type TargetType string
+
+const (
+	TargetTypeIP       TargetType = "ip"
+	TargetTypeInstance TargetType = "instance"
+)
+
+// PathType mirrors networking.k8s.io/v1 PathType.
+type PathType string
+
+const (
+	PathExact                  PathType = "Exact"
+	PathPrefix                 PathType = "Prefix"
+	PathImplementationSpecific PathType = "ImplementationSpecific"
+)
+
+// DefaultMaxMessageBytes is the largest gRPC message (and REST body) that
+// passes by default: 256 MiB, Milvus's own send limit.
+const DefaultMaxMessageBytes int64 = 256 << 20
+
+// Snapshot is one complete, validated configuration.
+type Snapshot struct {
+	// Listeners sorted by port; each port appears once.
+	Listeners []Listener `json:"listeners"`
+	// TargetGroups sorted by name; names are unique.
+	TargetGroups []TargetGroup `json:"targetGroups"`
+	// Warnings are problems that do not stop serving (unknown annotations,
+	// services without endpoints, ...).
+	Warnings []Warning `json:"warnings,omitempty"`
+}
+
+// Listener is one port the balancer listens on.
+type Listener struct {
+	Port     int      `json:"port"`
+	Protocol Protocol `json:"protocol"`
+	Scheme   Scheme   `json:"scheme"`
+	// CertificateARNs: the first is the default certificate, the rest are
+	// offered by SNI. Empty for HTTP listeners.
+	CertificateARNs []string `json:"certificateArns,omitempty"`
+	// Rules in evaluation order: the first match wins.
+	Rules []Rule `json:"rules"`
+}
+
+// Rule matches a request by host and path and forwards it to a target group.
+type Rule struct {
+	// Name identifies the rule in logs and metrics: "namespace/ingress#N".
+	Name string `json:"name"`
+	// Host is an exact host name, a "*.suffix" wildcard, or "" for any host.
+	Host     string   `json:"host,omitempty"`
+	Path     string   `json:"path"`
+	PathType PathType `json:"pathType"`
+	// TargetGroup names an entry of Snapshot.TargetGroups.
+	TargetGroup string `json:"targetGroup"`
+	// Origin is where the rule came from, for messages.
+	Origin Origin `json:"origin"`
+}
+
+// TargetGroup is a set of targets (one Kubernetes Service port) and how to
+// talk to them.
+type TargetGroup struct {
+	// Name is "namespace/service:port".
+	Name            string          `json:"name"`
+	Service         ServiceRef      `json:"service"`
+	Protocol        Protocol        `json:"protocol"`
+	ProtocolVersion ProtocolVersion `json:"protocolVersion"`
+	TargetType      TargetType      `json:"targetType"`
+	// MaxMessageBytes bounds one gRPC message (and a REST body) in either
+	// direction; beyond it the client gets RESOURCE_EXHAUSTED.
+	MaxMessageBytes int64 `json:"maxMessageBytes"`
+	// Endpoints known when the snapshot was built (file mode: from
+	// EndpointSlice/Endpoints documents or --endpoints).
+	Endpoints []Endpoint `json:"endpoints"`
+	// DNS, when set, replaces Endpoints with a periodically re-resolved name.
+	DNS *DNSSource `json:"dns,omitempty"`
+}
+
+// ServiceRef names a Kubernetes Service port.
+type ServiceRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Port is the service port number; PortName is used when the Ingress
+	// names the port instead. Exactly one is set.
+	Port     int    `json:"port,omitempty"`
+	PortName string `json:"portName,omitempty"`
+}
+
+// Endpoint is one target address.
+type Endpoint struct {
+	Address string `json:"address"` // IP or host name
+	Port    int    `json:"port"`
+	// Ready is false for endpoints that must not get new traffic.
+	Ready bool `json:"ready"`
+	// Terminating endpoints drain: no new RPCs, in-flight ones finish.
+	Terminating bool `json:"terminating,omitempty"`
+}
+
+// DNSSource resolves Name every Interval and uses every address on Port.
+type DNSSource struct {
+	Name     string        `json:"name"`
+	Port     int           `json:"port"`
+	Interval time.Duration `json:"interval"`
+}
+
+// Origin points at the place in the input a value came from.
+type Origin struct {
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
+	// Object is "Kind namespace/name".
+	Object string `json:"object,omitempty"`
+}
