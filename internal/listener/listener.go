@@ -1,0 +1,233 @@
+// Package listener accepts client connections for one port: TLS with SNI
+// certificate selection and ALPN (h2, http/1.1) on HTTPS ports; on HTTP
+// ports it tells HTTP/2 with prior knowledge (gRPC's h2c) from HTTP/1.1 by
+// the connection preface. Requests go to an http.Handler (the proxy).
+package listener
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+const (
+	handshakeTimeout = 10 * time.Second
+	// clientPreface is what an HTTP/2 client sends first (RFC 9113 §3.4).
+	clientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+)
+
+// Options configure a Listener.
+type Options struct {
+	// Addr to listen on, "host:port".
+	Addr string
+	// Certs, when non-nil, makes this an HTTPS listener. The pointer is
+	// read on every handshake, so certificates can change without
+	// re-listening.
+	Certs   *atomic.Pointer[CertSet]
+	Handler http.Handler
+	Log     *slog.Logger
+	// IdleTimeout closes connections that have had no stream for this
+	// long (the ALB's idle_timeout.timeout_seconds, default 60 s).
+	IdleTimeout time.Duration
+}
+
+// Listener serves one port until Shutdown.
+type Listener struct {
+	opts    Options
+	ln      net.Listener
+	h1      *http.Server
+	h2      *http2.Server
+	h1conns *connQueue
+	tls     *tls.Config
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// Listen binds the address. Serve must be called to accept connections.
+func Listen(opts Options) (*Listener, error) {
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = 60 * time.Second
+	}
+	l := &Listener{opts: opts, ln: ln, conns: map[net.Conn]struct{}{}}
+	l.h1conns = newConnQueue(ln.Addr())
+	if opts.Certs != nil {
+		l.tls = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			NextProtos: []string{http2.NextProtoTLS, "http/1.1"},
+			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				c, _ := opts.Certs.Load().Select(hello.ServerName)
+				return c, nil
+			},
+		}
+	}
+	l.h1 = &http.Server{
+		Handler:           opts.Handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       opts.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelDebug),
+		// HTTP/2 connections are handed to l.h2 by this package, never
+		// through net/http's own upgrade path.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	l.h2 = &http2.Server{
+		IdleTimeout: opts.IdleTimeout,
+		// Room for many concurrent RPCs from one SDK connection.
+		MaxConcurrentStreams: 1000,
+		MaxReadFrameSize:     1 << 20,
+		// Per-stream and per-connection receive windows: large enough
+		// that one big Insert does not stall on window updates.
+		MaxUploadBufferPerStream:     4 << 20,
+		MaxUploadBufferPerConnection: 16 << 20,
+	}
+	// Registers the HTTP/2 server for graceful shutdown (GOAWAY) when
+	// l.h1.Shutdown runs.
+	if err := http2.ConfigureServer(l.h1, l.h2); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Addr is the bound address (useful with port 0).
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Serve accepts connections until Shutdown. It always returns a non-nil
+// error; after Shutdown, http.ErrServerClosed.
+func (l *Listener) Serve() error {
+	go l.h1.Serve(l.h1conns) //nolint:errcheck // ends with the queue
+	var delay time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if l.isClosed() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				l.opts.Log.Warn("accept failed; retrying", "addr", l.Addr().String(), "error", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if !l.track(c, true) {
+			c.Close()
+			continue
+		}
+		l.wg.Add(1)
+		go l.handle(c)
+	}
+}
+
+func (l *Listener) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+func (l *Listener) track(c net.Conn, add bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if add {
+		if l.closed {
+			return false
+		}
+		l.conns[c] = struct{}{}
+	} else {
+		delete(l.conns, c)
+	}
+	return true
+}
+
+// handle does the TLS handshake or preface sniffing, then serves the
+// connection with HTTP/2 or hands it to the HTTP/1.1 server.
+func (l *Listener) handle(raw net.Conn) {
+	defer l.wg.Done()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			raw.Close()
+		}
+		l.track(raw, false)
+	}()
+	var c net.Conn = raw
+	isH2 := false
+	if l.opts.Certs != nil {
+		tc := tls.Server(raw, l.tls)
+		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			l.opts.Log.Debug("TLS handshake failed", "client", raw.RemoteAddr().String(), "error", err)
+			return
+		}
+		c = tc
+		isH2 = tc.ConnectionState().NegotiatedProtocol == http2.NextProtoTLS
+	} else {
+		raw.SetReadDeadline(time.Now().Add(handshakeTimeout))
+		br := bufio.NewReaderSize(raw, len(clientPreface))
+		peek, err := br.Peek(len(clientPreface))
+		raw.SetReadDeadline(time.Time{})
+		if err != nil && len(peek) == 0 {
+			return
+		}
+		isH2 = string(peek) == clientPreface
+		c = &peekedConn{Conn: raw, r: br}
+	}
+	if !isH2 {
+		// net/http owns the connection from here and closes it itself.
+		if done := l.h1conns.push(c); done != nil {
+			handedOff = true
+			<-done
+		}
+		return
+	}
+	l.h2.ServeConn(c, &http2.ServeConnOpts{Handler: l.opts.Handler, BaseConfig: l.h1})
+}
+
+// Shutdown stops accepting, asks every connection to finish (GOAWAY on
+// HTTP/2, close-after-response on HTTP/1.1) and waits for in-flight
+// requests until ctx ends; then it closes what is left.
+func (l *Listener) Shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.ln.Close()
+	l.h1conns.close()
+	err := l.h1.Shutdown(ctx) // also sends GOAWAY to HTTP/2 connections
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		l.mu.Lock()
+		for c := range l.conns {
+			c.Close()
+		}
+		l.mu.Unlock()
+		<-done
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	return err
+}

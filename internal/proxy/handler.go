@@ -1,0 +1,117 @@
+// Package proxy is the request path: it takes a request that a listener
+// accepted, routes it by host and path to a target group, picks a target
+// for this one request, and forwards it: gRPC over the group's multiplexed
+// HTTP/2 pool, streaming both ways; REST over HTTP/1.1 to the same port, as
+// Milvus tells the two apart by protocol.
+//
+// Errors the balancer makes itself are gRPC-native for gRPC requests (a
+// trailers-only response with grpc-status), so SDKs see a proper status
+// instead of an HTML page.
+package proxy
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/l7lb/l7lb/internal/config"
+	"github.com/l7lb/l7lb/internal/grpcwire"
+	"github.com/l7lb/l7lb/internal/route"
+	"github.com/l7lb/l7lb/internal/targetgroup"
+)
+
+// Table is a listener's compiled routes.
+type Table = route.Table[*targetgroup.Group]
+
+// Handler serves one listener. It reads the current route table through
+// Routes on every request, so a reload is one atomic pointer swap in the
+// runtime and no lock is taken here.
+type Handler struct {
+	// Port is the listener's configured port (X-Forwarded-Port).
+	Port int
+	// Secure is true for HTTPS listeners (X-Forwarded-Proto).
+	Secure bool
+	// Routes returns the current table; it must be cheap (an atomic load).
+	Routes func() *Table
+	Log    *slog.Logger
+
+	portText string
+}
+
+// NewHandler returns a Handler for a listener.
+func NewHandler(port int, secure bool, routes func() *Table, log *slog.Logger) *Handler {
+	return &Handler{Port: port, Secure: secure, Routes: routes, Log: log, portText: strconv.Itoa(port)}
+}
+
+func (h *Handler) proto() string {
+	if h.Secure {
+		return "https"
+	}
+	return "http"
+}
+
+// ServeHTTP routes and forwards one request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	isGRPC := r.ProtoMajor == 2 && grpcwire.IsGRPC(r.Header.Get("Content-Type"))
+	host := route.HostOnly(r.Host)
+	if host == "" && r.TLS != nil {
+		host = r.TLS.ServerName
+	}
+	rule, ok := h.Routes().Match(host, r.URL.Path)
+	if !ok {
+		msg := fmt.Sprintf("l7lb: no rule for host %q and path %q on port %d", host, r.URL.Path, h.Port)
+		if isGRPC {
+			writeGRPCError(w, codes.Unimplemented, msg)
+		} else {
+			http.Error(w, msg, http.StatusNotFound)
+		}
+		return
+	}
+	g := rule.Dest
+	if isGRPC {
+		if g.Config.ProtocolVersion == config.VersionHTTP1 {
+			writeGRPCError(w, codes.Unavailable, fmt.Sprintf(
+				"l7lb: target group %s speaks HTTP1 to its targets (alb.ingress.kubernetes.io/backend-protocol-version); gRPC needs GRPC or HTTP2", g.Name()))
+			return
+		}
+		h.forwardGRPC(w, r, g)
+		return
+	}
+	h.forwardREST(w, r, g)
+}
+
+// writeGRPCError answers with a trailers-only gRPC response: status 200,
+// content-type application/grpc and grpc-status in one HEADERS frame that
+// ends the stream.
+func writeGRPCError(w http.ResponseWriter, code codes.Code, msg string) {
+	hd := w.Header()
+	hd.Set("Content-Type", "application/grpc")
+	hd.Set("Grpc-Status", grpcwire.StatusText(code))
+	hd.Set("Grpc-Message", grpcwire.EncodeMessage(msg))
+	w.WriteHeader(http.StatusOK)
+}
+
+// clientIP is the client's address without port, for X-Forwarded-For.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// hopByHop headers describe one connection and never cross a proxy.
+var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Te", "Trailer"}
+
+func isHopByHop(k string) bool {
+	for _, h := range hopByHop {
+		if k == h {
+			return true
+		}
+	}
+	return false
+}

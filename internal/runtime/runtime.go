@@ -1,0 +1,300 @@
+// Package runtime turns configuration snapshots into a running data plane:
+// it loads certificates, builds target groups and route tables, opens and
+// closes listeners, and swaps the whole plane in with one atomic store.
+// A snapshot that cannot be built completely is refused and the running
+// plane stays as it was.
+package runtime
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/l7lb/l7lb/internal/config"
+	"github.com/l7lb/l7lb/internal/listener"
+	"github.com/l7lb/l7lb/internal/proxy"
+	"github.com/l7lb/l7lb/internal/route"
+	"github.com/l7lb/l7lb/internal/targetgroup"
+)
+
+// CertLoader resolves a certificate ARN (the certificate store).
+type CertLoader interface {
+	Load(arn string) (tls.Certificate, error)
+}
+
+// Options configure a Runtime.
+type Options struct {
+	Log   *slog.Logger
+	Certs CertLoader
+	// Bind returns the address to listen on for a listener; nil means
+	// DefaultBind.
+	Bind func(l config.Listener) string
+	// IdleTimeout for client connections (0 = 60 s).
+	IdleTimeout time.Duration
+}
+
+// DefaultBind listens on every interface for internet-facing listeners and
+// on the loopback interface for internal ones.
+func DefaultBind(l config.Listener) string {
+	host := ""
+	if l.Scheme == config.SchemeInternal {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(l.Port))
+}
+
+// plane is one immutable generation of the data plane.
+type plane struct {
+	snapshot *config.Snapshot
+	tables   map[int]*proxy.Table
+	groups   map[string]*targetgroup.Group
+}
+
+type liveListener struct {
+	cfg   config.Listener
+	bind  string
+	l     *listener.Listener
+	certs *atomic.Pointer[listener.CertSet]
+}
+
+// Runtime owns the running data plane.
+type Runtime struct {
+	opts  Options
+	cur   atomic.Pointer[plane]
+	empty *proxy.Table
+
+	mu        sync.Mutex // serialises Apply and Shutdown
+	listeners map[int]*liveListener
+	serving   sync.WaitGroup
+}
+
+// New returns a Runtime with nothing to serve yet.
+func New(opts Options) *Runtime {
+	if opts.Bind == nil {
+		opts.Bind = DefaultBind
+	}
+	rt := &Runtime{
+		opts:      opts,
+		listeners: map[int]*liveListener{},
+		empty:     route.Compile[*targetgroup.Group](nil, nil),
+	}
+	rt.cur.Store(&plane{tables: map[int]*proxy.Table{}, groups: map[string]*targetgroup.Group{}})
+	return rt
+}
+
+// Apply builds snap completely and then makes it the running plane. On
+// error nothing changed.
+func (rt *Runtime) Apply(snap *config.Snapshot) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	old := rt.cur.Load()
+
+	// 1. Certificates: every ARN must load, or the snapshot is refused.
+	certSets := map[int]*listener.CertSet{}
+	var problems []error
+	for _, l := range snap.Listeners {
+		if l.Protocol != config.ProtocolHTTPS {
+			continue
+		}
+		var certs []listener.Cert
+		for _, arn := range l.CertificateARNs {
+			c, err := rt.opts.Certs.Load(arn)
+			if err != nil {
+				problems = append(problems, fmt.Errorf("listener %d: certificate %s: %w", l.Port, arn, err))
+				continue
+			}
+			certs = append(certs, listener.Cert{ARN: arn, TLS: c})
+		}
+		if len(certs) != len(l.CertificateARNs) {
+			continue
+		}
+		cs, err := listener.NewCertSet(certs)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("listener %d: %w", l.Port, err))
+			continue
+		}
+		certSets[l.Port] = cs
+	}
+	if err := errors.Join(problems...); err != nil {
+		return err
+	}
+
+	// 2. Target groups: keep a group (its connections and counters) when
+	// only its endpoints changed.
+	next := &plane{snapshot: snap, tables: map[int]*proxy.Table{}, groups: map[string]*targetgroup.Group{}}
+	var created []*targetgroup.Group
+	for _, tg := range snap.TargetGroups {
+		if g := old.groups[tg.Name]; g != nil && sameExceptEndpoints(g.Config, tg) {
+			next.groups[tg.Name] = g
+			continue
+		}
+		g := targetgroup.New(tg, rt.opts.Log)
+		created = append(created, g)
+		next.groups[tg.Name] = g
+	}
+	for _, l := range snap.Listeners {
+		next.tables[l.Port] = route.Compile(l.Rules, func(r config.Rule) *targetgroup.Group { return next.groups[r.TargetGroup] })
+	}
+
+	// 3. Listeners: open the new ports before anything is swapped, so a
+	// port that cannot be bound refuses the whole snapshot.
+	opened := map[int]*liveListener{}
+	for _, l := range snap.Listeners {
+		bind := rt.opts.Bind(l)
+		if cur := rt.listeners[l.Port]; cur != nil && cur.cfg.Protocol == l.Protocol && cur.bind == bind {
+			continue
+		}
+		ll, err := rt.listen(l, bind, certSets[l.Port])
+		if err != nil {
+			for _, o := range opened {
+				o.l.Shutdown(context.Background()) //nolint:errcheck // never served
+			}
+			for _, g := range created {
+				g.Close()
+			}
+			return err
+		}
+		opened[l.Port] = ll
+	}
+
+	// 4. Swap. From here on new requests use the new plane; requests in
+	// flight finish with the groups they picked.
+	for _, g := range next.groups {
+		if old.groups[g.Name()] == g {
+			g.SetEndpoints(findGroup(snap, g.Name()).Endpoints)
+		}
+	}
+	rt.cur.Store(next)
+	for port, cs := range certSets {
+		if ll := rt.listeners[port]; ll != nil && opened[port] == nil {
+			ll.certs.Store(cs)
+		}
+	}
+	var retired []*liveListener
+	for port, ll := range rt.listeners {
+		if _, keep := next.tables[port]; !keep || opened[port] != nil {
+			retired = append(retired, ll)
+			delete(rt.listeners, port)
+		}
+	}
+	for port, ll := range opened {
+		rt.listeners[port] = ll
+		rt.serving.Add(1)
+		go func() {
+			defer rt.serving.Done()
+			if err := ll.l.Serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				rt.opts.Log.Error("listener stopped", "port", port, "error", err)
+			}
+		}()
+	}
+	for _, ll := range retired {
+		go rt.retire(ll)
+	}
+	for name, g := range old.groups {
+		if next.groups[name] != g {
+			g.Close()
+		}
+	}
+	return nil
+}
+
+func (rt *Runtime) listen(l config.Listener, bind string, cs *listener.CertSet) (*liveListener, error) {
+	port := l.Port
+	ll := &liveListener{cfg: l, bind: bind}
+	var certs *atomic.Pointer[listener.CertSet]
+	if l.Protocol == config.ProtocolHTTPS {
+		certs = &atomic.Pointer[listener.CertSet]{}
+		certs.Store(cs)
+		ll.certs = certs
+	}
+	h := proxy.NewHandler(port, l.Protocol == config.ProtocolHTTPS, func() *proxy.Table {
+		if t := rt.cur.Load().tables[port]; t != nil {
+			return t
+		}
+		return rt.empty
+	}, rt.opts.Log)
+	ln, err := listener.Listen(listener.Options{Addr: bind, Certs: certs, Handler: h, Log: rt.opts.Log, IdleTimeout: rt.opts.IdleTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("listener %d (%s): %w", port, l.Protocol, err)
+	}
+	ll.l = ln
+	return ll, nil
+}
+
+// retire drains a listener that the new configuration no longer has.
+func (rt *Runtime) retire(ll *liveListener) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ll.l.Shutdown(ctx) //nolint:errcheck // best effort; logged by the listener
+}
+
+func sameExceptEndpoints(a, b config.TargetGroup) bool {
+	a.Endpoints, b.Endpoints = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
+func findGroup(s *config.Snapshot, name string) config.TargetGroup {
+	for _, tg := range s.TargetGroups {
+		if tg.Name == name {
+			return tg
+		}
+	}
+	return config.TargetGroup{}
+}
+
+// Addrs lists the bound address of every listener by configured port.
+func (rt *Runtime) Addrs() map[int]net.Addr {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	out := map[int]net.Addr{}
+	for port, ll := range rt.listeners {
+		out[port] = ll.l.Addr()
+	}
+	return out
+}
+
+// Group returns a running target group by name (nil if none).
+func (rt *Runtime) Group(name string) *targetgroup.Group {
+	return rt.cur.Load().groups[name]
+}
+
+// Snapshot is the configuration now serving.
+func (rt *Runtime) Snapshot() *config.Snapshot { return rt.cur.Load().snapshot }
+
+// Shutdown drains every listener until ctx ends, then stops the groups.
+func (rt *Runtime) Shutdown(ctx context.Context) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(rt.listeners))
+	for port, ll := range rt.listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ll.l.Shutdown(ctx); err != nil {
+				errs <- fmt.Errorf("listener %d: %w", port, err)
+			}
+		}()
+		delete(rt.listeners, port)
+	}
+	wg.Wait()
+	rt.serving.Wait()
+	close(errs)
+	for _, g := range rt.cur.Load().groups {
+		g.Close()
+	}
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
