@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/l7lb/l7lb/internal/certstore"
+	"github.com/l7lb/l7lb/internal/config"
+	"github.com/l7lb/l7lb/internal/runtime"
+)
+
+type serveFlags struct {
+	source       sourceFlags
+	log          logFlags
+	listen       stringList
+	internalAddr string
+	addrFile     string
+	drain        time.Duration
+	idle         time.Duration
+}
+
+func (sf *serveFlags) register(fs *flag.FlagSet) {
+	sf.source.classes.split = true
+	sf.source.endpoints.split = false
+	fs.Var(&sf.source.files, "f", "Kubernetes YAML file with Ingress (and IngressClass, Service, EndpointSlice, Endpoints) objects; repeatable")
+	fs.Var(&sf.source.classes, "class", "ingress classes to serve, comma-separated (default alb)")
+	fs.Var(&sf.source.endpoints, "endpoints", "targets of a Service: NAMESPACE/SERVICE=HOST:PORT[,HOST:PORT...] or NAMESPACE/SERVICE=dns:NAME:PORT; repeatable")
+	fs.StringVar(&sf.source.store, "store", "", "certificate store directory (default $L7LB_CERT_STORE or "+certstore.DefaultDir()+")")
+	fs.Var(&sf.listen, "listen", "bind a listener somewhere else: PORT=HOST:PORT, e.g. 443=127.0.0.1:8443; repeatable")
+	fs.StringVar(&sf.internalAddr, "internal-address", "127.0.0.1", "address for listeners of scheme internal (internet-facing listeners bind every interface)")
+	fs.StringVar(&sf.addrFile, "addr-file", "", "write the bound listener addresses as JSON {\"443\":\"127.0.0.1:8443\"} to this file once serving")
+	fs.DurationVar(&sf.drain, "drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long in-flight requests may take to finish")
+	fs.DurationVar(&sf.idle, "idle-timeout", 60*time.Second, "close client connections without streams after this long")
+	fs.StringVar(&sf.log.level, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&sf.log.format, "log-format", "text", "text or json")
+}
+
+// bindFunc maps listeners to addresses, honouring --listen overrides.
+func (sf *serveFlags) bindFunc() (func(config.Listener) string, error) {
+	over := map[int]string{}
+	for _, v := range sf.listen.values {
+		p, addr, ok := strings.Cut(v, "=")
+		port, err := strconv.Atoi(p)
+		if !ok || err != nil || port < 1 || port > 65535 {
+			return nil, fmt.Errorf("--listen %q: want PORT=HOST:PORT, e.g. 443=127.0.0.1:8443", v)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("--listen %q: %w", v, err)
+		}
+		over[port] = addr
+	}
+	return func(l config.Listener) string {
+		if a, ok := over[l.Port]; ok {
+			return a
+		}
+		host := ""
+		if l.Scheme == config.SchemeInternal {
+			host = sf.internalAddr
+		}
+		return net.JoinHostPort(host, strconv.Itoa(l.Port))
+	}, nil
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("l7lb serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var sf serveFlags
+	sf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log, err := sf.log.logger(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "l7lb serve:", err)
+		return 2
+	}
+	bind, err := sf.bindFunc()
+	if err != nil {
+		fmt.Fprintln(stderr, "l7lb serve:", err)
+		return 2
+	}
+	store, err := openStore(sf.source.store)
+	if err != nil {
+		log.Error("cannot open the certificate store", "error", err)
+		return 1
+	}
+	snap, warnings, err := sf.source.load(store.Has)
+	for _, w := range warnings {
+		log.Warn(w.Error())
+	}
+	if err != nil {
+		log.Error("configuration refused; not serving", "error", err)
+		return 1
+	}
+	rt := runtime.New(runtime.Options{Log: log, Certs: store, Bind: bind, IdleTimeout: sf.idle})
+	if err := rt.Apply(snap); err != nil {
+		log.Error("cannot start serving", "error", err)
+		return 1
+	}
+	describe(log, rt, store)
+	if sf.addrFile != "" {
+		if err := writeAddrFile(sf.addrFile, rt); err != nil {
+			log.Error("cannot write --addr-file", "error", err)
+			return 1
+		}
+	}
+	<-ctx.Done()
+	log.Info("shutting down: no new connections; draining in-flight requests", "timeout", sf.drain)
+	sctx, cancel := context.WithTimeout(context.Background(), sf.drain)
+	defer cancel()
+	if err := rt.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("shutdown", "error", err)
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func openStore(dir string) (*certstore.Store, error) {
+	if dir == "" {
+		dir = certstore.DefaultDir()
+	}
+	return certstore.Open(dir)
+}
+
+// describe says in plain words what is served where.
+func describe(log *slog.Logger, rt *runtime.Runtime, store *certstore.Store) {
+	snap := rt.Snapshot()
+	addrs := rt.Addrs()
+	for _, l := range snap.Listeners {
+		log.Info(fmt.Sprintf("listening on %s for %s port %d (%s), %d rules", addrs[l.Port], l.Protocol, l.Port, l.Scheme, len(l.Rules)))
+		for i, arn := range l.CertificateARNs {
+			role := "SNI"
+			if i == 0 {
+				role = "default"
+			}
+			names := ""
+			if c, err := store.Describe(arn); err == nil {
+				names = strings.Join(c.DNSNames, ", ")
+			}
+			log.Info(fmt.Sprintf("  %s certificate %s for %s", role, arn, names))
+		}
+	}
+	for _, tg := range snap.TargetGroups {
+		g := rt.Group(tg.Name)
+		ready := 0
+		for _, t := range g.Targets() {
+			if t.Endpoint.Ready && !t.Endpoint.Terminating {
+				ready++
+			}
+		}
+		src := "endpoints"
+		if tg.DNS != nil {
+			src = "DNS " + tg.DNS.Name
+		}
+		log.Info(fmt.Sprintf("target group %s: %d targets (%d ready) from %s, %s %s", tg.Name, len(g.Targets()), ready, src, tg.Protocol, tg.ProtocolVersion))
+	}
+}
+
+func writeAddrFile(path string, rt *runtime.Runtime) error {
+	out := map[string]string{}
+	ports := []int{}
+	for port, a := range rt.Addrs() {
+		out[strconv.Itoa(port)] = a.String()
+		ports = append(ports, port)
+	}
+	slices.Sort(ports)
+	b, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
