@@ -1,0 +1,297 @@
+package ingress
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/l7lb/l7lb/internal/config"
+	"github.com/l7lb/l7lb/internal/config/manifest"
+)
+
+// ingressWith returns an Ingress like the seed's whose annotations are the
+// given lines, so that annotation i (0-based) is on line 7+i.
+func ingressWith(name string, annotations ...string) string {
+	var b strings.Builder
+	b.WriteString("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  namespace: milvus\n  name: " + name + "\n  annotations:\n")
+	for _, a := range annotations {
+		b.WriteString("    " + a + "\n")
+	}
+	b.WriteString(`spec:
+  ingressClassName: alb
+  rules:
+    - host: milvus-demo.milvus.io
+      http:
+        paths:
+        - path: /
+          pathType: Prefix
+          backend:
+            service:
+              name: milvus-demo
+              port:
+                number: 19530
+`)
+	return b.String()
+}
+
+const (
+	ipTarget = "alb.ingress.kubernetes.io/target-type: ip"
+	https443 = `alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":443}]'`
+	certA    = "alb.ingress.kubernetes.io/certificate-arn: arn:l7lb:cert/a"
+)
+
+// run parses yaml as file "bad.yaml" and translates it.
+func run(yaml string, opts Options) (*config.Snapshot, error) {
+	objs, _, err := manifest.Parse("bad.yaml", []byte(yaml))
+	if err != nil {
+		return nil, err
+	}
+	return Translate(objs, opts)
+}
+
+func TestProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		opts Options
+		want []string // substrings of the error text
+	}{
+		{
+			name: "malformed YAML",
+			yaml: "apiVersion: v1\nkind: Service\nmetadata:\n  name: [oops\n",
+			want: []string{"bad.yaml:4: invalid YAML:"},
+		},
+		{
+			name: "bad listen-ports JSON",
+			yaml: ingressWith("milvus-demo", ipTarget, `alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":443'`),
+			want: []string{"bad.yaml:8: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/listen-ports: invalid value",
+				`expected JSON like '[{"HTTP":80},{"HTTPS":443}]'`},
+		},
+		{
+			name: "listen-ports protocol",
+			yaml: ingressWith("milvus-demo", ipTarget, `alb.ingress.kubernetes.io/listen-ports: '[{"TCP":443}]'`),
+			want: []string{"bad.yaml:8: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/listen-ports:", `protocol "TCP" must be HTTP or HTTPS`},
+		},
+		{
+			name: "listen-ports out of range",
+			yaml: ingressWith("milvus-demo", ipTarget, `alb.ingress.kubernetes.io/listen-ports: '[{"HTTP":0}]'`),
+			want: []string{"bad.yaml:8:", "port 0 must be within [1, 65535]"},
+		},
+		{
+			name: "duplicate port in one Ingress",
+			yaml: ingressWith("milvus-demo", ipTarget, certA, `alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":443},{"HTTP":443}]'`),
+			want: []string{"bad.yaml:9: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/listen-ports: port 443 listed twice"},
+		},
+		{
+			name: "same port with different protocols in two Ingresses",
+			yaml: ingressWith("a", ipTarget, certA, https443) + "---\n" + ingressWith("b", ipTarget, `alb.ingress.kubernetes.io/listen-ports: '[{"HTTP":443}]'`),
+			want: []string{"bad.yaml:31: Ingress milvus/b: annotation alb.ingress.kubernetes.io/listen-ports: port 443 is HTTP here but HTTPS in Ingress milvus/a (bad.yaml:9)"},
+		},
+		{
+			name: "bad scheme",
+			yaml: ingressWith("milvus-demo", ipTarget, "alb.ingress.kubernetes.io/scheme: public"),
+			want: []string{`bad.yaml:8: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/scheme: invalid value "public"; expected internal or internet-facing`},
+		},
+		{
+			name: "scheme conflict",
+			yaml: ingressWith("a", ipTarget, "alb.ingress.kubernetes.io/scheme: internal") + "---\n" + ingressWith("b", ipTarget, "alb.ingress.kubernetes.io/scheme: internet-facing"),
+			want: []string{"bad.yaml:30: Ingress milvus/b: annotation alb.ingress.kubernetes.io/scheme: scheme internet-facing conflicts with scheme internal of Ingress milvus/a (bad.yaml:8)"},
+		},
+		{
+			name: "bad backend-protocol-version",
+			yaml: ingressWith("milvus-demo", ipTarget, "alb.ingress.kubernetes.io/backend-protocol-version: gRPC"),
+			want: []string{`bad.yaml:8: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/backend-protocol-version: invalid value "gRPC"; expected HTTP1, HTTP2 or GRPC`},
+		},
+		{
+			name: "bad backend-protocol",
+			yaml: ingressWith("milvus-demo", ipTarget, "alb.ingress.kubernetes.io/backend-protocol: TCP"),
+			want: []string{`bad.yaml:8: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/backend-protocol: invalid value "TCP"; expected HTTP or HTTPS`},
+		},
+		{
+			name: "bad target-type",
+			yaml: ingressWith("milvus-demo", "alb.ingress.kubernetes.io/target-type: pod"),
+			want: []string{`bad.yaml:7: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/target-type: invalid value "pod"; expected ip or instance`},
+		},
+		{
+			name: "bad max-message-bytes",
+			yaml: ingressWith("milvus-demo", ipTarget, "l7lb.io/max-message-bytes: 256MB"),
+			want: []string{`bad.yaml:8: Ingress milvus/milvus-demo: annotation l7lb.io/max-message-bytes: invalid value "256MB"`, "expected bytes like 268435456 or 256Mi"},
+		},
+		{
+			name: "unknown ARN",
+			yaml: ingressWith("milvus-demo", ipTarget, https443, "alb.ingress.kubernetes.io/certificate-arn: arn:l7lb:cert/a,arn:l7lb:cert/missing"),
+			opts: Options{KnownCertificate: func(arn string) bool { return arn == "arn:l7lb:cert/a" }},
+			want: []string{"bad.yaml:9: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/certificate-arn: certificate arn:l7lb:cert/missing is not in the certificate store"},
+		},
+		{
+			name: "HTTPS without certificate",
+			yaml: ingressWith("milvus-demo", ipTarget, https443),
+			want: []string{"bad.yaml:8: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/certificate-arn: HTTPS listener on port 443 needs a certificate"},
+		},
+		{
+			name: "HTTPS with spec.tls only",
+			yaml: strings.Replace(ingressWith("milvus-demo", ipTarget, https443), "spec:\n", "spec:\n  tls:\n    - hosts: [milvus-demo.milvus.io]\n", 1),
+			want: []string{"bad.yaml:10: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/certificate-arn:", "certificate discovery from spec.tls is not supported in file mode"},
+		},
+		{
+			name: "unknown l7lb.io annotation",
+			yaml: ingressWith("milvus-demo", ipTarget, "l7lb.io/max-msg-bytes: 1Mi"),
+			want: []string{"bad.yaml:8: Ingress milvus/milvus-demo: annotation l7lb.io/max-msg-bytes: unknown l7lb annotation; known: l7lb.io/max-message-bytes"},
+		},
+		{
+			name: "unknown field in the Ingress spec",
+			yaml: strings.Replace(ingressWith("milvus-demo", ipTarget), "      http:\n", "      htttp:\n", 1),
+			want: []string{`bad.yaml:12: Ingress milvus/milvus-demo: unknown field "spec.rules[0].htttp"`},
+		},
+		{
+			name: "annotation value not a string",
+			yaml: ingressWith("milvus-demo", "alb.ingress.kubernetes.io/healthcheck-port: 9091"),
+			want: []string{"bad.yaml:6: Ingress milvus/milvus-demo: invalid object: cannot unmarshal number"},
+		},
+		{
+			name: "two default backends on one port",
+			yaml: strings.Replace(ingressWith("a", ipTarget), "spec:\n", "spec:\n  defaultBackend: {service: {name: x, port: {number: 1}}}\n", 1) + "---\n" +
+				strings.Replace(ingressWith("b", ipTarget), "spec:\n", "spec:\n  defaultBackend: {service: {name: y, port: {number: 1}}}\n", 1),
+			want: []string{"bad.yaml:31: Ingress milvus/b: port 80 already has a default backend from Ingress milvus/a (bad.yaml:9)"},
+		},
+		{
+			name: "conflicting target group settings",
+			yaml: ingressWith("a", ipTarget, "alb.ingress.kubernetes.io/backend-protocol-version: GRPC") + "---\n" + ingressWith("b", ipTarget),
+			want: []string{"Ingress milvus/b: target group milvus/milvus-demo:19530: conflicting settings between Ingress milvus/a (bad.yaml:", "backend-protocol-version GRPC vs HTTP1"},
+		},
+		{
+			name: "Service lacks the port",
+			yaml: ingressWith("milvus-demo", ipTarget) + "---\napiVersion: v1\nkind: Service\nmetadata: {namespace: milvus, name: milvus-demo}\nspec:\n  ports: [{port: 80}]\n",
+			want: []string{"bad.yaml:19: Ingress milvus/milvus-demo: Service milvus/milvus-demo (bad.yaml:22) has no port 19530"},
+		},
+		{
+			name: "wildcard in a Prefix path",
+			yaml: strings.Replace(ingressWith("milvus-demo", ipTarget), "path: /\n", "path: /api/*\n", 1),
+			want: []string{`bad.yaml:14: Ingress milvus/milvus-demo: Prefix path "/api/*" must not contain wildcards`},
+		},
+		{
+			name: "ALB wildcard pattern",
+			yaml: strings.Replace(strings.Replace(ingressWith("milvus-demo", ipTarget), "path: /\n", "path: /a*b\n", 1), "Prefix", "ImplementationSpecific", 1),
+			want: []string{`bad.yaml:14: Ingress milvus/milvus-demo: ALB wildcard path pattern "/a*b" is not supported`},
+		},
+		{
+			name: "path without slash",
+			yaml: strings.Replace(ingressWith("milvus-demo", ipTarget), "path: /\n", "path: api\n", 1),
+			want: []string{`bad.yaml:14: Ingress milvus/milvus-demo: path "api" must start with "/"`},
+		},
+		{
+			name: "IngressClass of another controller",
+			yaml: "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: alb}\nspec:\n  controller: k8s.io/ingress-nginx\n",
+			want: []string{`bad.yaml:5: IngressClass alb: IngressClass alb is served by l7lb but names controller "k8s.io/ingress-nginx"`},
+		},
+		{
+			name: "--endpoints gives addresses and DNS for one service",
+			yaml: ingressWith("milvus-demo", ipTarget),
+			opts: Options{
+				Endpoints: map[string][]config.Endpoint{"milvus/milvus-demo": {{Address: "127.0.0.1", Port: 1, Ready: true}}},
+				DNS:       map[string]config.DNSSource{"milvus/milvus-demo": {Name: "x", Port: 1}},
+			},
+			want: []string{"bad.yaml:16: Ingress milvus/milvus-demo: --endpoints gives both addresses and a DNS name for milvus/milvus-demo"},
+		},
+		{
+			name: "every problem is listed",
+			yaml: ingressWith("milvus-demo", "alb.ingress.kubernetes.io/scheme: public", "alb.ingress.kubernetes.io/target-type: pod", "l7lb.io/nope: x"),
+			want: []string{"3 problems:", "scheme", "target-type", "l7lb.io/nope"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			snap, err := run(tc.yaml, tc.opts)
+			if err == nil {
+				t.Fatalf("no error; snapshot %+v", snap)
+			}
+			if snap != nil {
+				t.Error("a snapshot was returned with an error")
+			}
+			var ps config.Problems
+			if !errors.As(err, &ps) {
+				t.Errorf("error is %T, want config.Problems", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		opts Options
+		want []string // substrings of one warning's text
+	}{
+		{
+			name: "--endpoints for a service nobody uses",
+			yaml: ingressWith("milvus-demo", ipTarget),
+			opts: Options{Endpoints: map[string][]config.Endpoint{"milvus/milvus-dem0": {{Address: "127.0.0.1", Port: 1, Ready: true}}}},
+			want: []string{"--endpoints for milvus/milvus-dem0: no served Ingress uses this service"},
+		},
+		{
+			name: "no endpoint is ready",
+			yaml: ingressWith("milvus-demo", ipTarget),
+			opts: Options{Endpoints: map[string][]config.Endpoint{"milvus/milvus-demo": {{Address: "127.0.0.1", Port: 1}}}},
+			want: []string{"bad.yaml:16: Ingress milvus/milvus-demo: target group milvus/milvus-demo:19530 has 1 endpoints but none is ready"},
+		},
+		{
+			name: "explicit target-type instance",
+			yaml: ingressWith("milvus-demo", "alb.ingress.kubernetes.io/target-type: instance"),
+			want: []string{"bad.yaml:7: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/target-type: target group milvus/milvus-demo:19530: target-type instance would send"},
+		},
+		{
+			name: "endpoint objects without a matching port",
+			yaml: ingressWith("milvus-demo", ipTarget) + "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {namespace: milvus, name: s, labels: {kubernetes.io/service-name: milvus-demo}}\naddressType: IPv4\nports: [{name: a, port: 1}, {name: b, port: 2}]\nendpoints: [{addresses: [10.0.0.1]}]\n",
+			want: []string{"the EndpointSlices or Endpoints of service milvus/milvus-demo have no port matching port 19530"},
+		},
+		{
+			name: "service without endpoints",
+			yaml: ingressWith("milvus-demo", ipTarget),
+			want: []string{"bad.yaml:16: Ingress milvus/milvus-demo: service milvus/milvus-demo has no endpoints", "target group milvus/milvus-demo:19530 has no targets"},
+		},
+		{
+			name: "target-type instance by default",
+			yaml: ingressWith("milvus-demo", "alb.ingress.kubernetes.io/scheme: internal"),
+			want: []string{"bad.yaml:16: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/target-type: target group milvus/milvus-demo:19530: target-type instance (the default)"},
+		},
+		{
+			name: "annotation not honoured",
+			yaml: ingressWith("milvus-demo", ipTarget, "alb.ingress.kubernetes.io/ssl-redirect: '443'"),
+			want: []string{"bad.yaml:8: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/ssl-redirect: annotation not yet honoured by l7lb; ignored"},
+		},
+		{
+			name: "no Ingress of the class",
+			yaml: strings.Replace(ingressWith("milvus-demo", ipTarget), "ingressClassName: alb", "ingressClassName: nginx", 1),
+			want: []string{"no Ingress of class [alb] found"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			snap, err := run(tc.yaml, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range snap.Warnings {
+				if containsAll(w.Error(), tc.want) {
+					return
+				}
+			}
+			t.Errorf("no warning contains %q; warnings:\n%v", tc.want, config.Problems(snap.Warnings))
+		})
+	}
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
