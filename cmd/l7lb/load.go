@@ -46,7 +46,7 @@ func (sf *sourceFlags) load(known func(string) bool) (*config.Snapshot, []config
 	}
 	snap, err := ingress.Translate(objs, opts)
 	if err != nil {
-		return nil, warnings, err
+		return nil, append(warnings, snap.Warnings...), err
 	}
 	return snap, append(warnings, snap.Warnings...), nil
 }

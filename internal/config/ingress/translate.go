@@ -10,16 +10,17 @@ import (
 
 // Translate turns the objects into a Snapshot for the Ingresses whose class
 // is served. It reports every problem it finds, not just the first, as
-// config.Problems; with any problem it returns no Snapshot at all, so that a
-// half-understood configuration is never served. Warnings (ignored
-// annotations, services without endpoints, ...) go into Snapshot.Warnings.
+// config.Problems; with any problem the Snapshot it returns holds only the
+// Warnings, so that a half-understood configuration is never served while
+// `validate` can still list everything. Warnings (ignored annotations,
+// services without endpoints, ...) go into Snapshot.Warnings.
 //
 // Translate does not modify objs and may be called concurrently.
 func Translate(objs manifest.Objects, opts Options) (*config.Snapshot, error) {
 	t := newTranslator(objs, opts)
 	t.run()
 	if len(t.problems) > 0 {
-		return nil, t.problems
+		return &config.Snapshot{Warnings: t.warnings}, t.problems
 	}
 	return t.snapshot(), nil
 }
