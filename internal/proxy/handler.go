@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 
 	"google.golang.org/grpc/codes"
@@ -57,10 +58,7 @@ func (h *Handler) proto() string {
 // ServeHTTP routes and forwards one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	isGRPC := r.ProtoMajor == 2 && grpcwire.IsGRPC(r.Header.Get("Content-Type"))
-	host := route.HostOnly(r.Host)
-	if host == "" && r.TLS != nil {
-		host = r.TLS.ServerName
-	}
+	host := requestHost(r)
 	rule, ok := h.Routes().Match(host, r.URL.Path)
 	if !ok {
 		msg := fmt.Sprintf("l7lb: no rule for host %q and path %q on port %d", host, r.URL.Path, h.Port)
@@ -82,6 +80,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.forwardREST(w, r, g)
+}
+
+// requestHost is the host a request is routed by: :authority (Host), or the
+// TLS server name when :authority names no host — empty, or an IP literal.
+// grpc-js (the Node SDK) sends "IP:port" as :authority and puts the name
+// the user gave (tls.serverName) only into SNI; pymilvus and grpc-go send
+// it as :authority too.
+func requestHost(r *http.Request) string {
+	host := route.HostOnly(r.Host)
+	if r.TLS != nil && r.TLS.ServerName != "" {
+		if host == "" {
+			return r.TLS.ServerName
+		}
+		if _, err := netip.ParseAddr(host); err == nil {
+			return r.TLS.ServerName
+		}
+	}
+	return host
 }
 
 // writeGRPCError answers with a trailers-only gRPC response: status 200,

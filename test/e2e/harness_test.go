@@ -62,7 +62,8 @@ spec:
 type env struct {
 	cluster *fakemilvus.Cluster
 	rt      *runtime.Runtime
-	addr    string
+	addr    string // the HTTPS listener for port 443
+	addrs   map[int]net.Addr
 	ca      *pki.CA
 }
 
@@ -72,6 +73,11 @@ type envOptions struct {
 	extraAnnotations string
 	// noEndpoints leaves the Service without targets.
 	noEndpoints bool
+	// endpoints, when set, are the Service's targets instead of the
+	// cluster's replicas.
+	endpoints []config.Endpoint
+	// ingress replaces the seed's Ingress ({{ARN}} is still filled in).
+	ingress string
 }
 
 func logger(t *testing.T) *slog.Logger {
@@ -108,14 +114,18 @@ func startEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := strings.Replace(seedIngress, "{{ARN}}", c.ARN, 1)
+	doc := seedIngress
+	if o.ingress != "" {
+		doc = o.ingress
+	}
+	doc = strings.Replace(doc, "{{ARN}}", c.ARN, 1)
 	doc = strings.Replace(doc, "{{EXTRA}}", o.extraAnnotations, 1)
 	objs, _, err := manifest.Parse("ingress.yaml", []byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	eps := []config.Endpoint{}
-	if !o.noEndpoints {
+	eps := o.endpoints
+	if eps == nil && !o.noEndpoints {
 		for _, r := range cl.Replicas() {
 			host, port, _ := net.SplitHostPort(r.Addr())
 			p, _ := strconv.Atoi(port)
@@ -135,7 +145,11 @@ func startEnv(t *testing.T, o envOptions) *env {
 		defer cancel()
 		rt.Shutdown(ctx)
 	})
-	return &env{cluster: cl, rt: rt, addr: rt.Addrs()[443].String(), ca: ca}
+	e := &env{cluster: cl, rt: rt, addrs: rt.Addrs(), ca: ca}
+	if a := e.addrs[443]; a != nil {
+		e.addr = a.String()
+	}
+	return e
 }
 
 // dial opens a gRPC connection to l7lb with TLS and the seed's server name.

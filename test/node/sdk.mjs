@@ -123,21 +123,17 @@ const rows = Array.from({ length: ROWS }, (_, i) => ({
   tag: `tag-${i + 1}`,
 }));
 
-// tls.serverName becomes grpc-js's grpc.ssl_target_name_override, which sets
-// the TLS SNI and the name the certificate is checked against, but NOT the
-// HTTP/2 :authority (grpc-js keeps "host:port" of the address;
-// @grpc/grpc-js build/src/channel-credentials.js and internal-channel.js).
-// pymilvus (gRPC C-core) and grpc-go also send the server name as :authority.
-// l7lb, like an ALB, matches the Ingress host rule against :authority, so the
-// Node SDK needs grpc.default_authority as well; it passes channelOptions to
-// grpc-js unchanged. grpc.enable_http_proxy: 0 keeps an http(s)_proxy in the
-// environment from sending this loopback test anywhere else.
+// Only what a Node user following the seed writes: ssl and tls.serverName.
+// grpc-js uses serverName for SNI and certificate checks but still sends the
+// IP address as :authority (build/src/channel-credentials.js,
+// internal-channel.js); l7lb routes such requests by the TLS server name.
+// grpc.enable_http_proxy: 0 keeps an http(s)_proxy in the environment from
+// sending this loopback test anywhere else.
 const client = new MilvusClient({
   address: ADDR,
   ssl: true,
   tls: { rootCertPath: CA_FILE, serverName: SERVER_NAME },
   channelOptions: {
-    'grpc.default_authority': SERVER_NAME,
     'grpc.enable_http_proxy': 0,
   },
   timeout: RPC_MS,
