@@ -39,6 +39,14 @@ type Options struct {
 	// IdleTimeout closes connections that have had no stream for this
 	// long (the ALB's idle_timeout.timeout_seconds, default 60 s).
 	IdleTimeout time.Duration
+	// H2, when set, serves HTTP/2 connections instead of x/net's server.
+	H2 H2Server
+}
+
+// H2Server serves HTTP/2 connections (the data path's frame-level engine).
+type H2Server interface {
+	ServeConn(net.Conn)
+	Shutdown(context.Context) error
 }
 
 // Listener serves one port until Shutdown.
@@ -184,13 +192,17 @@ func (l *Listener) handle(raw net.Conn) {
 		isH2 = tc.ConnectionState().NegotiatedProtocol == http2.NextProtoTLS
 	} else {
 		raw.SetReadDeadline(time.Now().Add(handshakeTimeout))
-		br := bufio.NewReaderSize(raw, len(clientPreface))
-		peek, err := br.Peek(len(clientPreface))
+		br := bufio.NewReaderSize(raw, 4096)
+		proto := sniff(br)
 		raw.SetReadDeadline(time.Time{})
-		if err != nil && len(peek) == 0 {
+		if proto == protoUnknown {
+			// Neither the HTTP/2 preface nor an HTTP/1.x request line: an
+			// HTTP/2 client with a broken preface, or garbage. Closing is
+			// the answer RFC 9113 §3.4 allows, and an HTTP/1.1 error page
+			// would only confuse an HTTP/2 peer.
 			return
 		}
-		isH2 = string(peek) == clientPreface
+		isH2 = proto == protoH2
 		c = &peekedConn{Conn: raw, r: br}
 	}
 	if !isH2 {
@@ -199,6 +211,10 @@ func (l *Listener) handle(raw net.Conn) {
 			handedOff = true
 			<-done
 		}
+		return
+	}
+	if l.opts.H2 != nil {
+		l.opts.H2.ServeConn(c)
 		return
 	}
 	l.h2.ServeConn(c, &http2.ServeConnOpts{Handler: l.opts.Handler, BaseConfig: l.h1})
@@ -213,7 +229,19 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	l.mu.Unlock()
 	l.ln.Close()
 	l.h1conns.close()
-	err := l.h1.Shutdown(ctx) // also sends GOAWAY to HTTP/2 connections
+	var h2err error
+	h2done := make(chan struct{})
+	go func() {
+		defer close(h2done)
+		if l.opts.H2 != nil {
+			h2err = l.opts.H2.Shutdown(ctx)
+		}
+	}()
+	err := l.h1.Shutdown(ctx) // also sends GOAWAY to x/net's HTTP/2 connections
+	<-h2done
+	if err == nil {
+		err = h2err
+	}
 	done := make(chan struct{})
 	go func() { l.wg.Wait(); close(done) }()
 	select {

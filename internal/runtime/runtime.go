@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/l7lb/l7lb/internal/config"
+	"github.com/l7lb/l7lb/internal/h2proxy"
 	"github.com/l7lb/l7lb/internal/listener"
 	"github.com/l7lb/l7lb/internal/proxy"
 	"github.com/l7lb/l7lb/internal/route"
@@ -216,13 +217,16 @@ func (rt *Runtime) listen(l config.Listener, bind string, cs *listener.CertSet) 
 		certs.Store(cs)
 		ll.certs = certs
 	}
-	h := proxy.NewHandler(port, l.Protocol == config.ProtocolHTTPS, func() *proxy.Table {
+	routes := func() *proxy.Table {
 		if t := rt.cur.Load().tables[port]; t != nil {
 			return t
 		}
 		return rt.empty
-	}, rt.opts.Log)
-	ln, err := listener.Listen(listener.Options{Addr: bind, Certs: certs, Handler: h, Log: rt.opts.Log, IdleTimeout: rt.opts.IdleTimeout})
+	}
+	secure := l.Protocol == config.ProtocolHTTPS
+	h := proxy.NewHandler(port, secure, routes, rt.opts.Log)
+	h2 := h2proxy.New(h2proxy.Options{Routes: routes, Fallback: h, Port: port, Secure: secure, Log: rt.opts.Log, IdleTimeout: rt.opts.IdleTimeout})
+	ln, err := listener.Listen(listener.Options{Addr: bind, Certs: certs, Handler: h, H2: h2, Log: rt.opts.Log, IdleTimeout: rt.opts.IdleTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("listener %d (%s): %w", port, l.Protocol, err)
 	}

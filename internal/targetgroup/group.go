@@ -26,6 +26,9 @@ type Target struct {
 	InFlight atomic.Int64
 	// Served counts requests forwarded to this target.
 	Served atomic.Uint64
+	// Conns are the multiplexed HTTP/2 connections that the data plane
+	// forwards gRPC over.
+	Conns *upstream.Conns
 }
 
 // targetSet is replaced whole when endpoints change, so readers never see
@@ -88,8 +91,9 @@ func (g *Group) SetEndpoints(eps []config.Endpoint) {
 		addr := net.JoinHostPort(ep.Address, strconv.Itoa(ep.Port))
 		t := old[addr]
 		if t == nil {
-			t = &Target{Addr: addr}
+			t = &Target{Addr: addr, Conns: upstream.NewConns(addr, g.Config.Protocol == config.ProtocolHTTPS)}
 		}
+		delete(old, addr)
 		t.Endpoint = ep
 		next.all = append(next.all, t)
 		if ep.Ready && !ep.Terminating {
@@ -98,6 +102,11 @@ func (g *Group) SetEndpoints(eps []config.Endpoint) {
 	}
 	next.picker = roundrobin.New(ready)
 	g.set.Store(next)
+	// Targets that left take no new streams; their connections close once
+	// the streams in flight end.
+	for _, t := range old {
+		t.Conns.Close()
+	}
 	g.log.Debug("targets updated", "targets", len(next.all), "ready", len(ready))
 }
 
@@ -112,9 +121,13 @@ func (g *Group) Targets() []*Target {
 	return g.set.Load().all
 }
 
-// Close stops discovery and releases idle upstream connections.
+// Close stops discovery and releases upstream connections as their
+// streams end.
 func (g *Group) Close() {
 	g.cancel()
 	<-g.done
 	g.Pool.Close()
+	for _, t := range g.set.Load().all {
+		t.Conns.Close()
+	}
 }

@@ -91,7 +91,13 @@ type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
 
-func startEnv(t *testing.T, o envOptions) *env {
+func startEnv(t *testing.T, o envOptions) *env { return startEnvTB(t, o) }
+
+func startEnvB(b *testing.B) *env {
+	return startEnvTB(b, envOptions{cluster: fakemilvus.Options{Replicas: 3, MaxRecvMsgSize: 256 << 20}})
+}
+
+func startEnvTB(t testing.TB, o envOptions) *env {
 	t.Helper()
 	cl, err := fakemilvus.Start(o.cluster)
 	if err != nil {
@@ -136,7 +142,7 @@ func startEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := runtime.New(runtime.Options{Log: logger(t), Certs: store, Bind: func(config.Listener) string { return "127.0.0.1:0" }})
+	rt := runtime.New(runtime.Options{Log: slog.New(slog.DiscardHandler), Certs: store, Bind: func(config.Listener) string { return "127.0.0.1:0" }})
 	if err := rt.Apply(snap); err != nil {
 		t.Fatal(err)
 	}
@@ -152,8 +158,18 @@ func startEnv(t *testing.T, o envOptions) *env {
 	return e
 }
 
+func (e *env) dialB(b *testing.B, opts ...grpc.DialOption) *grpc.ClientConn { return e.dialTB(b, opts...) }
+
+func ctxB(b *testing.B, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	b.Cleanup(cancel)
+	return ctx
+}
+
 // dial opens a gRPC connection to l7lb with TLS and the seed's server name.
-func (e *env) dial(t *testing.T, opts ...grpc.DialOption) *grpc.ClientConn {
+func (e *env) dial(t *testing.T, opts ...grpc.DialOption) *grpc.ClientConn { return e.dialTB(t, opts...) }
+
+func (e *env) dialTB(t testing.TB, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	creds := credentials.NewTLS(&tls.Config{RootCAs: e.ca.Pool(), ServerName: serverName})
 	cc, err := grpc.NewClient(e.addr, append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, opts...)...)

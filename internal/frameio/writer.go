@@ -1,0 +1,395 @@
+// Package frameio writes HTTP/2 frames for one connection without a
+// syscall per frame: frames are appended to a buffer under a mutex, and a
+// writer goroutine sends whatever has accumulated in one write. Under load
+// many frames of many streams share one syscall; when idle a frame goes
+// out after one goroutine wake-up.
+//
+// The same mutex guards everything that must change in step with the
+// order of frames on the wire: the HPACK encoder's dynamic table, the send
+// flow-control windows and stream-ID allocation. Callers hold it (Lock)
+// while they decide what to send and append it.
+package frameio
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// ErrClosed is returned once the connection is closed.
+var ErrClosed = errors.New("connection closed")
+
+// MaxQueuedControlFrames bounds control frames (PING and SETTINGS acks,
+// RST_STREAM, WINDOW_UPDATE...) waiting to be written: a peer that floods
+// us with frames needing an answer while not reading our answers gets its
+// connection closed instead of growing our memory.
+const MaxQueuedControlFrames = 10000
+
+// Writer is one connection's frame writer.
+type Writer struct {
+	conn net.Conn
+
+	mu      sync.Mutex
+	buf     []byte // frames waiting for the writer goroutine
+	spare   []byte
+	control int // control frames in buf
+	closed  bool
+	err     error
+
+	// Enc is the connection's HPACK encoder; use only under Lock.
+	Enc    *hpack.Encoder
+	encBuf []byte
+
+	// MaxFrame is the peer's SETTINGS_MAX_FRAME_SIZE; under Lock.
+	MaxFrame int
+
+	kick chan struct{}
+	done chan struct{}
+	// OnError is called once, from the writer goroutine, when a write
+	// fails; the connection is closed then.
+	OnError func(error)
+	// WriteTimeout bounds one write to the peer (0 = none): a peer that
+	// stops reading cannot pin the writer forever.
+	WriteTimeout time.Duration
+}
+
+type encSink struct{ w *Writer }
+
+func (s encSink) Write(p []byte) (int, error) { s.w.encBuf = append(s.w.encBuf, p...); return len(p), nil }
+
+// NewWriter returns a Writer for conn; conn may be nil when Start is given
+// a dial function. Frames can be appended before Start.
+func NewWriter(conn net.Conn) *Writer {
+	w := &Writer{conn: conn, kick: make(chan struct{}, 1), done: make(chan struct{}), MaxFrame: 16384}
+	w.Enc = hpack.NewEncoder(encSink{w})
+	return w
+}
+
+// Start runs the writer goroutine. dial, when non-nil, is called first to
+// produce the connection (frames appended in the meantime wait), so that
+// opening a connection to a target never blocks the caller; the
+// connection is then passed to ready, before anything is written.
+func (w *Writer) Start(dial func() (net.Conn, error), ready func(net.Conn)) {
+	go w.run(dial, ready)
+}
+
+// NewCond returns a condition variable on the writer's mutex, for callers
+// that wait (under Lock) for flow-control window.
+func (w *Writer) NewCond() *sync.Cond { return sync.NewCond(&w.mu) }
+
+// Close stops the writer at once and closes the connection.
+func (w *Writer) Close() {
+	w.mu.Lock()
+	w.closed = true
+	c := w.conn
+	w.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+	w.Kick()
+}
+
+func (w *Writer) run(dial func() (net.Conn, error), ready func(net.Conn)) {
+	defer close(w.done)
+	// However the writer ends, the connection is over: closing it also
+	// stops the connection's reader.
+	defer func() {
+		w.mu.Lock()
+		w.closed = true
+		c := w.conn
+		w.mu.Unlock()
+		if c != nil {
+			c.Close()
+		}
+	}()
+	if dial != nil {
+		c, err := dial()
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		w.mu.Lock()
+		w.conn = c
+		closed := w.closed
+		w.mu.Unlock()
+		if closed {
+			c.Close()
+			return
+		}
+		if ready != nil {
+			ready(c)
+		}
+	}
+	for range w.kick {
+		w.mu.Lock()
+		b := w.buf
+		w.buf = w.spare[:0]
+		w.control = 0
+		closed := w.closed
+		w.mu.Unlock()
+		if len(b) > 0 {
+			if w.WriteTimeout > 0 {
+				w.conn.SetWriteDeadline(time.Now().Add(w.WriteTimeout))
+			}
+			if _, err := w.conn.Write(b); err != nil {
+				w.fail(err)
+				return
+			}
+		}
+		w.mu.Lock()
+		// Keep a buffer for the next round unless a burst made it huge.
+		if cap(b) <= 1<<20 {
+			w.spare = b[:0]
+		} else {
+			w.spare = nil
+		}
+		more := len(w.buf) > 0
+		w.mu.Unlock()
+		if closed && !more {
+			return
+		}
+		if more {
+			w.Kick()
+		}
+	}
+}
+
+func (w *Writer) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.closed = true
+	c := w.conn
+	w.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+	if w.OnError != nil {
+		w.OnError(err)
+	}
+}
+
+// Conn is the connection (nil while a dial is in progress).
+func (w *Writer) Conn() net.Conn {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.conn
+}
+
+// Lock takes the writer's mutex.
+func (w *Writer) Lock() { w.mu.Lock() }
+
+// Unlock releases it.
+func (w *Writer) Unlock() { w.mu.Unlock() }
+
+// Kick wakes the writer goroutine; call after Unlock.
+func (w *Writer) Kick() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Closed reports (under Lock) whether the writer stopped.
+func (w *Writer) Closed() bool { return w.closed }
+
+// CloseAfterFlush stops the writer once what is buffered is written.
+func (w *Writer) CloseAfterFlush() {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.closed = true
+	w.mu.Unlock()
+	w.Kick()
+}
+
+// CloseAfterFlushLocked is CloseAfterFlush for callers holding Lock; they
+// must Kick after Unlock.
+func (w *Writer) CloseAfterFlushLocked() { w.closed = true }
+
+// Wait blocks until the writer goroutine ended or d passed.
+func (w *Writer) Wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-w.done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// Err is why the writer stopped, if it failed.
+func (w *Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Buffered is the number of bytes waiting (under Lock).
+func (w *Writer) Buffered() int { return len(w.buf) }
+
+// The Append* methods add one frame; call them under Lock. They report
+// false when the writer is closed or the peer let too many control frames
+// pile up (the caller should then close the connection).
+
+func (w *Writer) header(length int, t http2.FrameType, flags http2.Flags, stream uint32) {
+	w.buf = append(w.buf, byte(length>>16), byte(length>>8), byte(length), byte(t), byte(flags),
+		byte(stream>>24)&0x7f, byte(stream>>16), byte(stream>>8), byte(stream))
+}
+
+func (w *Writer) control1() bool {
+	if w.closed {
+		return false
+	}
+	w.control++
+	return w.control <= MaxQueuedControlFrames
+}
+
+// AppendData appends DATA frames carrying p (split at MaxFrame); the last
+// one carries END_STREAM when end is set.
+func (w *Writer) AppendData(stream uint32, p []byte, end bool) bool {
+	if w.closed {
+		return false
+	}
+	for {
+		n := min(len(p), w.MaxFrame)
+		var flags http2.Flags
+		if end && n == len(p) {
+			flags = http2.FlagDataEndStream
+		}
+		w.header(n, http2.FrameData, flags, stream)
+		w.buf = append(w.buf, p[:n]...)
+		p = p[n:]
+		if len(p) == 0 {
+			return true
+		}
+	}
+}
+
+// EncodeField HPACK-encodes one header field into the pending header block.
+func (w *Writer) EncodeField(name, value string) {
+	w.Enc.WriteField(hpack.HeaderField{Name: name, Value: value})
+}
+
+// EncodeSensitive encodes a field that must never enter the dynamic table.
+func (w *Writer) EncodeSensitive(name, value string) {
+	w.Enc.WriteField(hpack.HeaderField{Name: name, Value: value, Sensitive: true})
+}
+
+// AppendHeaders appends the header block encoded since the last call as a
+// HEADERS frame (plus CONTINUATION frames if it exceeds MaxFrame).
+func (w *Writer) AppendHeaders(stream uint32, end bool) bool {
+	block := w.encBuf
+	w.encBuf = w.encBuf[:0]
+	if w.closed {
+		return false
+	}
+	first := true
+	for {
+		n := min(len(block), w.MaxFrame)
+		var flags http2.Flags
+		if n == len(block) {
+			flags |= http2.FlagHeadersEndHeaders
+		}
+		t := http2.FrameContinuation
+		if first {
+			t = http2.FrameHeaders
+			if end {
+				flags |= http2.FlagHeadersEndStream
+			}
+		}
+		w.header(n, t, flags, stream)
+		w.buf = append(w.buf, block[:n]...)
+		block = block[n:]
+		first = false
+		if len(block) == 0 {
+			return true
+		}
+	}
+}
+
+// DiscardHeaders drops a header block that will not be sent. The HPACK
+// encoder state already changed, so the connection's encoder must not be
+// used for anything the peer decodes after this; only use it when the
+// connection is going away.
+func (w *Writer) DiscardHeaders() { w.encBuf = w.encBuf[:0] }
+
+// AppendRST appends RST_STREAM.
+func (w *Writer) AppendRST(stream uint32, code http2.ErrCode) bool {
+	if !w.control1() {
+		return false
+	}
+	w.header(4, http2.FrameRSTStream, 0, stream)
+	w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(code))
+	return true
+}
+
+// AppendWindowUpdate appends WINDOW_UPDATE (stream 0: the connection).
+func (w *Writer) AppendWindowUpdate(stream uint32, incr uint32) bool {
+	if !w.control1() {
+		return false
+	}
+	w.header(4, http2.FrameWindowUpdate, 0, stream)
+	w.buf = binary.BigEndian.AppendUint32(w.buf, incr&0x7fffffff)
+	return true
+}
+
+// AppendPing appends PING.
+func (w *Writer) AppendPing(ack bool, data [8]byte) bool {
+	if !w.control1() {
+		return false
+	}
+	var flags http2.Flags
+	if ack {
+		flags = http2.FlagPingAck
+	}
+	w.header(8, http2.FramePing, flags, 0)
+	w.buf = append(w.buf, data[:]...)
+	return true
+}
+
+// AppendSettings appends a SETTINGS frame.
+func (w *Writer) AppendSettings(settings ...http2.Setting) bool {
+	if w.closed {
+		return false
+	}
+	w.header(6*len(settings), http2.FrameSettings, 0, 0)
+	for _, s := range settings {
+		w.buf = binary.BigEndian.AppendUint16(w.buf, uint16(s.ID))
+		w.buf = binary.BigEndian.AppendUint32(w.buf, s.Val)
+	}
+	return true
+}
+
+// AppendSettingsAck acknowledges the peer's SETTINGS.
+func (w *Writer) AppendSettingsAck() bool {
+	if !w.control1() {
+		return false
+	}
+	w.header(0, http2.FrameSettings, http2.FlagSettingsAck, 0)
+	return true
+}
+
+// AppendGoAway appends GOAWAY.
+func (w *Writer) AppendGoAway(lastStream uint32, code http2.ErrCode, debug string) bool {
+	if w.closed {
+		return false
+	}
+	w.header(8+len(debug), http2.FrameGoAway, 0, 0)
+	w.buf = binary.BigEndian.AppendUint32(w.buf, lastStream&0x7fffffff)
+	w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(code))
+	w.buf = append(w.buf, debug...)
+	return true
+}
+
+// AppendRaw appends bytes as they are (the client preface).
+func (w *Writer) AppendRaw(p []byte) { w.buf = append(w.buf, p...) }

@@ -1,0 +1,512 @@
+package h2proxy
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/l7lb/l7lb/internal/frameio"
+)
+
+// serverConn is one client connection. Its reader goroutine (serve) owns
+// the fields marked "reader"; everything about sending to the client is
+// under the frame writer's lock, which the target-side goroutines take
+// too when they forward responses.
+type serverConn struct {
+	srv      *Server
+	conn     net.Conn
+	w        *frameio.Writer
+	cond     *sync.Cond // on w's lock: bridged handlers waiting for window
+	tlsState *tls.ConnectionState
+	clientIP string
+
+	// reader
+	fr              *http2.Framer
+	streamForEncode *stream // the stream Conns.Open is encoding for
+	req       request
+	pings     floodCounter
+	settings  floodCounter
+	resets    floodCounter
+	emptyData floodCounter
+	priority  floodCounter
+
+	// under w's lock
+	lastID      uint32
+	streams     map[uint32]*stream
+	sendWin     int64
+	initSendWin int64
+	blocked     []*stream
+	goingAway   bool
+	idleTimer   *time.Timer
+
+	recvOwed atomic.Int64 // connection-level window owed to the client
+	// recvWin is how much the client may still send on the connection; it
+	// grows as window is given back (from any goroutine).
+	recvWin atomic.Int64
+}
+
+func newServerConn(s *Server, c net.Conn) *serverConn {
+	sc := &serverConn{
+		srv:         s,
+		conn:        c,
+		w:           frameio.NewWriter(c),
+		streams:     map[uint32]*stream{},
+		sendWin:     65535,
+		initSendWin: 65535,
+	}
+	sc.recvWin.Store(connRecvWindow)
+	sc.cond = sc.w.NewCond()
+	sc.w.WriteTimeout = 30 * time.Second
+	if tc, ok := c.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		sc.tlsState = &st
+	}
+	if host, _, err := net.SplitHostPort(c.RemoteAddr().String()); err == nil {
+		sc.clientIP = host
+	}
+	return sc
+}
+
+// floodCounter counts events in one-second windows.
+type floodCounter struct {
+	start time.Time
+	n     int
+}
+
+func (f *floodCounter) hit(now time.Time) bool {
+	if now.Sub(f.start) > time.Second {
+		f.start, f.n = now, 0
+	}
+	f.n++
+	return f.n > floodLimitPerSecond
+}
+
+// connError ends the connection with GOAWAY(code).
+type connError struct {
+	code  http2.ErrCode
+	debug string
+}
+
+func (e connError) Error() string { return "http2: connection error " + e.code.String() + ": " + e.debug }
+
+func (sc *serverConn) serve() {
+	defer sc.closeAll()
+	br := bufio.NewReaderSize(sc.conn, 64<<10)
+	sc.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var preface [len(http2.ClientPreface)]byte
+	if _, err := io.ReadFull(br, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
+		sc.w.Lock()
+		sc.w.AppendGoAway(0, http2.ErrCodeProtocol, "invalid connection preface")
+		sc.w.Unlock()
+		sc.w.Start(nil, nil)
+		sc.w.CloseAfterFlush()
+		sc.w.Wait(time.Second)
+		return
+	}
+	sc.conn.SetReadDeadline(time.Time{})
+
+	sc.w.Lock()
+	sc.w.AppendSettings(
+		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: maxConcurrentStreams},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: streamRecvWindow},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderListSize},
+	)
+	sc.w.AppendWindowUpdate(0, connRecvWindow-65535)
+	sc.armIdleLocked()
+	sc.w.Unlock()
+	sc.w.OnError = func(error) { sc.conn.Close() }
+	sc.w.Start(nil, nil)
+	sc.w.Kick()
+
+	sc.fr = http2.NewFramer(nil, br)
+	sc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	sc.fr.MaxHeaderListSize = maxHeaderListSize
+	sc.fr.SetMaxReadFrameSize(16384) // the default we advertise
+	sc.fr.SetReuseFrames()
+
+	first := true
+	for {
+		f, err := sc.fr.ReadFrame()
+		if err == nil {
+			if first {
+				first = false
+				if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
+					err = connError{http2.ErrCodeProtocol, "first frame is not SETTINGS"}
+				}
+			}
+			if err == nil {
+				err = sc.process(f)
+			}
+		}
+		if err == nil {
+			continue
+		}
+		var se http2.StreamError
+		switch {
+		case errors.As(err, &se):
+			sc.streamError(se.StreamID, se.Code)
+			continue
+		case errors.Is(err, http2.ErrFrameTooLarge):
+			err = connError{http2.ErrCodeFrameSize, "frame larger than SETTINGS_MAX_FRAME_SIZE"}
+		}
+		var ce http2.ConnectionError
+		if errors.As(err, &ce) {
+			detail := ""
+			if d := sc.fr.ErrorDetail(); d != nil {
+				detail = d.Error()
+			}
+			err = connError{http2.ErrCode(ce), detail}
+		}
+		var cerr connError
+		if errors.As(err, &cerr) {
+			sc.w.Lock()
+			sc.w.AppendGoAway(sc.lastID, cerr.code, cerr.debug)
+			sc.w.Unlock()
+			sc.w.CloseAfterFlush()
+			sc.w.Wait(time.Second)
+		}
+		return
+	}
+}
+
+// streamError resets one stream after a malformed frame on it.
+func (sc *serverConn) streamError(id uint32, code http2.ErrCode) {
+	sc.w.Lock()
+	if id > sc.lastID && id%2 == 1 {
+		// A stream the frame tried to open is closed from now on.
+		sc.lastID = id
+	}
+	st := sc.streams[id]
+	sc.w.AppendRST(id, code)
+	if st != nil {
+		st.respDone, st.reqDone = true, true
+		sc.removeLocked(st)
+	}
+	sc.w.Unlock()
+	sc.w.Kick()
+	if st != nil {
+		st.abortUpstream(http2.ErrCodeCancel)
+	}
+}
+
+func (sc *serverConn) process(f http2.Frame) error {
+	switch f := f.(type) {
+	case *http2.DataFrame:
+		return sc.onData(f)
+	case *http2.MetaHeadersFrame:
+		return sc.onHeaders(f)
+	case *http2.WindowUpdateFrame:
+		return sc.onWindowUpdate(f)
+	case *http2.RSTStreamFrame:
+		return sc.onReset(f)
+	case *http2.SettingsFrame:
+		return sc.onSettings(f)
+	case *http2.PingFrame:
+		if f.IsAck() {
+			return nil
+		}
+		if sc.pings.hit(time.Now()) {
+			return connError{http2.ErrCodeEnhanceYourCalm, "too many PING frames"}
+		}
+		sc.w.Lock()
+		ok := sc.w.AppendPing(true, f.Data)
+		sc.w.Unlock()
+		sc.w.Kick()
+		if !ok {
+			return connError{http2.ErrCodeEnhanceYourCalm, "too many frames waiting for a reader"}
+		}
+	case *http2.PriorityFrame:
+		if f.StreamID == f.StreamDep {
+			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
+		}
+		if sc.priority.hit(time.Now()) {
+			return connError{http2.ErrCodeEnhanceYourCalm, "too many PRIORITY frames"}
+		}
+	case *http2.PushPromiseFrame:
+		return connError{http2.ErrCodeProtocol, "PUSH_PROMISE from a client"}
+	case *http2.GoAwayFrame:
+		// The client will open no more streams; finish the ones it has.
+		sc.w.Lock()
+		sc.goingAway = true
+		idle := len(sc.streams) == 0
+		sc.w.Unlock()
+		if idle {
+			return io.EOF
+		}
+	case *http2.ContinuationFrame:
+		return connError{http2.ErrCodeProtocol, "unexpected CONTINUATION"}
+	}
+	return nil
+}
+
+func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	if sc.settings.hit(time.Now()) {
+		return connError{http2.ErrCodeEnhanceYourCalm, "too many SETTINGS frames"}
+	}
+	if err := f.ForeachSetting(func(s http2.Setting) error { return s.Valid() }); err != nil {
+		return err
+	}
+	var credits []credit
+	sc.w.Lock()
+	defer func() { sc.w.Unlock(); sc.w.Kick(); giveCredits(credits) }()
+	var err error
+	f.ForeachSetting(func(s http2.Setting) error {
+		switch s.ID {
+		case http2.SettingInitialWindowSize:
+			delta := int64(s.Val) - sc.initSendWin
+			sc.initSendWin = int64(s.Val)
+			for _, st := range sc.streams {
+				st.sendWin += delta
+				if st.sendWin > 1<<31-1 {
+					err = connError{http2.ErrCodeFlowControl, "window overflow"}
+				}
+			}
+			credits = append(credits, sc.drainLocked(sc.streamsSlice())...)
+		case http2.SettingMaxFrameSize:
+			sc.w.MaxFrame = int(s.Val)
+		case http2.SettingHeaderTableSize:
+			sc.w.Enc.SetMaxDynamicTableSizeLimit(s.Val)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !sc.w.AppendSettingsAck() {
+		return connError{http2.ErrCodeEnhanceYourCalm, "too many frames waiting for a reader"}
+	}
+	sc.cond.Broadcast()
+	return nil
+}
+
+func (sc *serverConn) streamsSlice() []*stream {
+	out := make([]*stream, 0, len(sc.streams))
+	for _, st := range sc.streams {
+		out = append(out, st)
+	}
+	return out
+}
+
+func (sc *serverConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+	var credits []credit
+	sc.w.Lock()
+	if f.StreamID == 0 {
+		sc.sendWin += int64(f.Increment)
+		if sc.sendWin > 1<<31-1 {
+			sc.w.Unlock()
+			return connError{http2.ErrCodeFlowControl, "connection window overflow"}
+		}
+		blocked := sc.blocked
+		sc.blocked = nil
+		credits = sc.drainLocked(blocked)
+	} else {
+		if f.StreamID > sc.lastID {
+			sc.w.Unlock()
+			return connError{http2.ErrCodeProtocol, "WINDOW_UPDATE on an idle stream"}
+		}
+		if st := sc.streams[f.StreamID]; st != nil {
+			st.sendWin += int64(f.Increment)
+			if st.sendWin > 1<<31-1 {
+				sc.w.Unlock()
+				return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
+			}
+			if len(st.pending) > 0 || st.pendingEnd || st.pendingTrailers != nil {
+				credits = sc.drainLocked([]*stream{st})
+			}
+		}
+	}
+	sc.cond.Broadcast()
+	sc.w.Unlock()
+	sc.w.Kick()
+	giveCredits(credits)
+	return nil
+}
+
+func (sc *serverConn) onReset(f *http2.RSTStreamFrame) error {
+	sc.w.Lock()
+	if f.StreamID > sc.lastID {
+		sc.w.Unlock()
+		return connError{http2.ErrCodeProtocol, "RST_STREAM on an idle stream"}
+	}
+	st := sc.streams[f.StreamID]
+	if st != nil {
+		st.respDone, st.reqDone = true, true
+		sc.removeLocked(st)
+	}
+	sc.w.Unlock()
+	if st == nil {
+		return nil
+	}
+	// A client resetting streams it just opened, over and over, makes
+	// targets do work for nothing (CVE-2023-44487).
+	if sc.resets.hit(time.Now()) {
+		st.abortUpstream(http2.ErrCodeCancel)
+		return connError{http2.ErrCodeEnhanceYourCalm, "too many streams reset"}
+	}
+	st.abortUpstream(f.ErrCode)
+	return nil
+}
+
+func (sc *serverConn) onData(f *http2.DataFrame) error {
+	id := f.StreamID
+	data := f.Data()
+	length := int64(f.Length)
+	if sc.recvWin.Add(-length) < 0 {
+		return connError{http2.ErrCodeFlowControl, "client sent more than the connection window"}
+	}
+	if len(data) == 0 && !f.StreamEnded() && sc.emptyData.hit(time.Now()) {
+		return connError{http2.ErrCodeEnhanceYourCalm, "too many empty DATA frames"}
+	}
+	// Padding is never forwarded: its window comes back at once.
+	sc.creditConn(int(length) - len(data))
+
+	end := f.StreamEnded()
+	sc.w.Lock()
+	st := sc.streams[id]
+	lastID := sc.lastID
+	var streamErr http2.ErrCode = 0xff
+	if st != nil {
+		switch {
+		case st.reqDone:
+			streamErr = http2.ErrCodeStreamClosed
+		case st.recvWin-length < 0:
+			streamErr = http2.ErrCodeFlowControl
+		default:
+			st.recvWin -= length
+			st.received += int64(len(data))
+			if st.contentLength >= 0 && (st.received > st.contentLength || end && st.received != st.contentLength) {
+				streamErr = http2.ErrCodeProtocol
+			} else if end {
+				st.reqDone = true
+			}
+		}
+	}
+	sc.w.Unlock()
+	if st == nil {
+		sc.creditConn(len(data))
+		if id > lastID {
+			return connError{http2.ErrCodeProtocol, "DATA on an idle stream"}
+		}
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+	}
+	if streamErr != 0xff {
+		sc.creditConn(len(data))
+		return http2.StreamError{StreamID: id, Code: streamErr}
+	}
+	st.requestData(data, end)
+	return nil
+}
+
+// creditConn returns connection-level window to the client.
+func (sc *serverConn) creditConn(n int) {
+	if n <= 0 {
+		return
+	}
+	if owed := sc.recvOwed.Add(int64(n)); owed >= connRecvWindow/4 {
+		sc.recvOwed.Add(-owed)
+		sc.recvWin.Add(owed)
+		sc.w.Lock()
+		sc.w.AppendWindowUpdate(0, uint32(owed))
+		sc.w.Unlock()
+		sc.w.Kick()
+	}
+}
+
+// removeLocked forgets a finished stream; under w's lock.
+func (sc *serverConn) removeLocked(st *stream) {
+	if st.removed {
+		return
+	}
+	st.removed = true
+	delete(sc.streams, st.id)
+	st.pending = nil
+	st.pendingTrailers = nil
+	if st.timer != nil {
+		st.timer.Stop()
+	}
+	if st.target != nil {
+		st.target.InFlight.Add(-1)
+	}
+	if st.bridge != nil {
+		st.bridge.cancel()
+	}
+	if len(sc.streams) == 0 {
+		if sc.goingAway {
+			sc.w.CloseAfterFlushLocked()
+		} else {
+			sc.armIdleLocked()
+		}
+	}
+}
+
+// armIdleLocked starts the idle timer; under w's lock.
+func (sc *serverConn) armIdleLocked() {
+	if sc.idleTimer == nil {
+		sc.idleTimer = time.AfterFunc(sc.srv.opts.IdleTimeout, sc.idle)
+		return
+	}
+	sc.idleTimer.Reset(sc.srv.opts.IdleTimeout)
+}
+
+func (sc *serverConn) idle() {
+	sc.w.Lock()
+	if len(sc.streams) > 0 || sc.goingAway {
+		sc.w.Unlock()
+		return
+	}
+	sc.goingAway = true
+	sc.w.AppendGoAway(sc.lastID, http2.ErrCodeNo, "idle")
+	sc.w.CloseAfterFlushLocked()
+	sc.w.Unlock()
+	sc.w.Kick()
+}
+
+// goAway starts a graceful close: streams already opened finish, new ones
+// are refused.
+func (sc *serverConn) goAway() {
+	sc.w.Lock()
+	if !sc.goingAway {
+		sc.goingAway = true
+		sc.w.AppendGoAway(sc.lastID, http2.ErrCodeNo, "shutting down")
+	}
+	if len(sc.streams) == 0 {
+		sc.w.CloseAfterFlushLocked()
+	}
+	sc.w.Unlock()
+	sc.w.Kick()
+}
+
+// closeAll runs when the reader stops: every stream still open is
+// cancelled toward its target, and the connection is closed once the
+// writer is done.
+func (sc *serverConn) closeAll() {
+	sc.w.Lock()
+	streams := sc.streamsSlice()
+	for _, st := range streams {
+		st.respDone, st.reqDone = true, true
+		sc.removeLocked(st)
+	}
+	if sc.idleTimer != nil {
+		sc.idleTimer.Stop()
+	}
+	sc.cond.Broadcast()
+	sc.w.CloseAfterFlushLocked()
+	sc.w.Unlock()
+	sc.w.Kick()
+	for _, st := range streams {
+		st.abortUpstream(http2.ErrCodeCancel)
+	}
+	sc.w.Wait(time.Second)
+	sc.conn.Close()
+}

@@ -1,0 +1,135 @@
+// Package h2proxy is l7lb's HTTP/2 data path. It serves client HTTP/2
+// connections frame by frame and splices each gRPC stream onto a stream of
+// a multiplexed connection to the target picked for that one RPC: headers
+// are re-encoded (HPACK is per connection), DATA and trailers pass as they
+// arrive, RST_STREAM codes pass unchanged, and flow control is end to end
+// (a client gets window back as its bytes leave toward the target, and a
+// target as its bytes reach the client), so nothing is held whole and
+// memory stays bounded by the windows.
+//
+// There is no goroutine per stream: each connection has one reader and
+// one writer goroutine, and writes of many streams share syscalls.
+// Streams that are not gRPC for a gRPC target group (Milvus REST, health
+// pages, anything else) go to a fallback http.Handler through a small
+// bridge.
+package h2proxy
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/l7lb/l7lb/internal/proxy"
+)
+
+// Limits a connection is held to. The flood limits count per second:
+// legitimate clients stay far below them (SDKs ping every 5-10 s).
+const (
+	maxConcurrentStreams = 1000
+	streamRecvWindow     = 1 << 20
+	connRecvWindow       = 16 << 20
+	maxHeaderListSize    = 64 << 10
+	floodLimitPerSecond  = 1000
+)
+
+// Options configure a Server.
+type Options struct {
+	// Routes returns the listener's current route table (an atomic load).
+	Routes func() *proxy.Table
+	// Fallback serves streams that are not forwarded frame by frame.
+	Fallback http.Handler
+	// Port and Secure describe the listener (X-Forwarded-Port/-Proto).
+	Port   int
+	Secure bool
+	Log    *slog.Logger
+	// IdleTimeout closes connections without streams (0 = 60 s).
+	IdleTimeout time.Duration
+}
+
+// Server serves HTTP/2 connections for one listener.
+type Server struct {
+	opts     Options
+	portText string
+
+	mu       sync.Mutex
+	conns    map[*serverConn]struct{}
+	shutting bool
+	wg       sync.WaitGroup
+}
+
+// New returns a Server.
+func New(opts Options) *Server {
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = 60 * time.Second
+	}
+	return &Server{opts: opts, portText: itoa(opts.Port), conns: map[*serverConn]struct{}{}}
+}
+
+// ServeConn serves one connection whose client preface has not been read
+// yet; it returns when the connection is done.
+func (s *Server) ServeConn(c net.Conn) {
+	sc := newServerConn(s, c)
+	s.mu.Lock()
+	if s.shutting {
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
+	s.conns[sc] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, sc)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	sc.serve()
+}
+
+// Shutdown sends GOAWAY on every connection, lets the streams in flight
+// finish until ctx ends, then closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutting = true
+	conns := make([]*serverConn, 0, len(s.conns))
+	for sc := range s.conns {
+		conns = append(conns, sc)
+	}
+	s.mu.Unlock()
+	for _, sc := range conns {
+		sc.goAway()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for sc := range s.conns {
+			sc.w.Close()
+			sc.conn.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,537 @@
+package h2proxy
+
+import (
+	"fmt"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc/codes"
+
+	"github.com/l7lb/l7lb/internal/config"
+	"github.com/l7lb/l7lb/internal/frameio"
+	"github.com/l7lb/l7lb/internal/grpcwire"
+	"github.com/l7lb/l7lb/internal/targetgroup"
+	"github.com/l7lb/l7lb/internal/upstream"
+)
+
+// stream is one client stream. Request-side fields belong to the
+// connection's reader; response-side fields are under the connection's
+// writer lock.
+type stream struct {
+	sc *serverConn
+	id uint32
+
+	group  *targetgroup.Group
+	target *targetgroup.Target
+	up     *upstream.Stream // fast path
+	bridge *bridge          // everything else
+
+	// reader
+	recvWin       int64
+	received      int64
+	contentLength int64
+	reqInspect    grpcwire.Inspector
+	reqOwed       int64 // stream-level window owed to the client (under lock)
+
+	// under the writer lock
+	reqDone         bool // client sent END_STREAM (or the stream was reset)
+	respDone        bool // l7lb ended the response to the client
+	respHeaders     bool // response headers went to the client
+	removed         bool
+	sendWin         int64
+	pending         []byte
+	pendingEnd      bool
+	pendingTrailers []hpack.HeaderField
+	blocked         bool
+	respInspect     grpcwire.Inspector
+	timer           *time.Timer
+}
+
+func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	if id%2 == 0 {
+		return connError{http2.ErrCodeProtocol, "stream ID from a client must be odd"}
+	}
+	sc.w.Lock()
+	st := sc.streams[id]
+	lastID := sc.lastID
+	sc.w.Unlock()
+	if st != nil {
+		return sc.onTrailers(st, f)
+	}
+	if id <= lastID {
+		return connError{http2.ErrCodeProtocol, "HEADERS on a closed stream or a stream ID that went down"}
+	}
+	if f.Truncated {
+		return connError{http2.ErrCodeEnhanceYourCalm, "header list larger than SETTINGS_MAX_HEADER_LIST_SIZE"}
+	}
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		sc.setLastID(id)
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+	if code := sc.req.parse(f.Fields); code != 0 {
+		sc.setLastID(id)
+		return http2.StreamError{StreamID: id, Code: code}
+	}
+	end := f.StreamEnded()
+	st = &stream{sc: sc, id: id, recvWin: streamRecvWindow, contentLength: sc.req.contentLength, reqDone: end}
+	if end && st.contentLength > 0 {
+		sc.setLastID(id)
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+
+	sc.w.Lock()
+	sc.lastID = id
+	if sc.goingAway || len(sc.streams) >= maxConcurrentStreams {
+		sc.w.AppendRST(id, http2.ErrCodeRefusedStream)
+		sc.w.Unlock()
+		sc.w.Kick()
+		return nil
+	}
+	st.sendWin = sc.initSendWin
+	sc.streams[id] = st
+	if sc.idleTimer != nil {
+		sc.idleTimer.Stop()
+	}
+	sc.w.Unlock()
+
+	r := &sc.req
+	rule, ok := sc.srv.opts.Routes().Match(sc.host(r), r.routePath())
+	if !ok || !grpcwire.IsGRPC(r.contentType) || rule.Dest.Config.ProtocolVersion == config.VersionHTTP1 {
+		sc.startBridge(st, r)
+		return nil
+	}
+	sc.forward(st, rule.Dest, end)
+	return nil
+}
+
+func (sc *serverConn) setLastID(id uint32) {
+	sc.w.Lock()
+	if id > sc.lastID {
+		sc.lastID = id
+	}
+	sc.w.Unlock()
+}
+
+// forward opens the stream on a target of g: the fast path.
+func (sc *serverConn) forward(st *stream, g *targetgroup.Group, end bool) {
+	st.group = g
+	t, ok := g.Pick()
+	if !ok {
+		st.localStatus(codes.Unavailable, "l7lb: no reachable target in target group "+g.Name())
+		return
+	}
+	st.target = t
+	t.InFlight.Add(1)
+	t.Served.Add(1)
+	st.reqInspect.Limit = g.Config.MaxMessageBytes
+	st.respInspect.Limit = g.Config.MaxMessageBytes
+	r := &sc.req
+	sc.streamForEncode = st
+	_, err := t.Conns.Open(st, sc.encodeRequest, end)
+	sc.streamForEncode = nil
+	if err != nil {
+		st.localStatus(codes.Unavailable, fmt.Sprintf("l7lb: target %s of target group %s: %v", t.Addr, g.Name(), err))
+		return
+	}
+	if r.grpcTimeout != "" {
+		if d, ok := grpcwire.ParseTimeout(r.grpcTimeout); ok {
+			// Enforced here as well as passed on: a target that ignores
+			// the deadline must not hold the client's stream past it.
+			sc.w.Lock()
+			if !st.removed {
+				st.timer = time.AfterFunc(d, st.deadline)
+			}
+			sc.w.Unlock()
+		}
+	}
+}
+
+// encodeRequest writes the request's header fields for the target; it runs
+// under the target connection's lock, inside Conns.Open.
+func (sc *serverConn) encodeRequest(up *upstream.Stream, w *frameio.Writer) {
+	st := sc.streamForEncode
+	st.up = up
+	r := &sc.req
+	w.EncodeField(":method", r.method)
+	if st.group.Config.Protocol == config.ProtocolHTTPS {
+		w.EncodeField(":scheme", "https")
+	} else {
+		w.EncodeField(":scheme", "http")
+	}
+	w.EncodeField(":authority", r.authority)
+	w.EncodeField(":path", r.path)
+	for _, f := range r.fields {
+		if f.IsPseudo() || !forwardable(f.Name) {
+			continue
+		}
+		if f.Sensitive {
+			w.EncodeSensitive(f.Name, f.Value)
+		} else {
+			w.EncodeField(f.Name, f.Value)
+		}
+	}
+	w.EncodeField("te", "trailers")
+	if r.xff != "" {
+		w.EncodeField("x-forwarded-for", r.xff+", "+sc.clientIP)
+	} else {
+		w.EncodeField("x-forwarded-for", sc.clientIP)
+	}
+	if sc.srv.opts.Secure {
+		w.EncodeField("x-forwarded-proto", "https")
+	} else {
+		w.EncodeField("x-forwarded-proto", "http")
+	}
+	w.EncodeField("x-forwarded-port", sc.srv.portText)
+}
+
+// requestData forwards client DATA on the fast path (or to the bridge).
+func (st *stream) requestData(data []byte, end bool) {
+	sc := st.sc
+	sc.w.Lock()
+	lingering := st.respDone
+	if lingering && end && !st.removed {
+		sc.removeLocked(st)
+	}
+	sc.w.Unlock()
+	if lingering {
+		sc.creditConn(len(data))
+		return
+	}
+	if st.bridge != nil {
+		st.bridge.body.write(data, end)
+		return
+	}
+	if st.up == nil {
+		sc.creditConn(len(data)) // the stream already failed locally
+		return
+	}
+	if err := st.reqInspect.Observe(data); err != nil {
+		sc.creditConn(len(data))
+		st.up.Cancel(http2.ErrCodeCancel)
+		st.localStatus(codes.ResourceExhausted, "l7lb: request "+err.Error())
+		return
+	}
+	st.up.Data(data, end)
+}
+
+func (sc *serverConn) onTrailers(st *stream, f *http2.MetaHeadersFrame) error {
+	sc.w.Lock()
+	var code http2.ErrCode = 0xff
+	switch {
+	case st.reqDone:
+		code = http2.ErrCodeStreamClosed
+	case !f.StreamEnded() || len(f.PseudoFields()) > 0:
+		code = http2.ErrCodeProtocol
+	case st.contentLength >= 0 && st.received != st.contentLength:
+		code = http2.ErrCodeProtocol
+	default:
+		st.reqDone = true
+		if st.respDone {
+			sc.removeLocked(st)
+		}
+	}
+	lingering := st.respDone
+	sc.w.Unlock()
+	if code != 0xff {
+		return http2.StreamError{StreamID: st.id, Code: code}
+	}
+	if lingering {
+		return nil
+	}
+	switch {
+	case st.bridge != nil:
+		st.bridge.body.write(nil, true)
+	case st.up != nil:
+		fields := f.RegularFields()
+		st.up.Trailers(func(_ *upstream.Stream, w *frameio.Writer) {
+			for _, hf := range fields {
+				w.EncodeField(hf.Name, hf.Value)
+			}
+		})
+	}
+	return nil
+}
+
+// abortUpstream resets the target side, if any.
+func (st *stream) abortUpstream(code http2.ErrCode) {
+	if st.up != nil {
+		st.up.Cancel(code)
+	}
+}
+
+// ---- upstream.Sink: what the target sends, delivered by its reader ----
+
+// Headers forwards response headers, or trailers.
+func (st *stream) Headers(fields []hpack.HeaderField, end bool) {
+	sc := st.sc
+	sc.w.Lock()
+	if st.respDone {
+		sc.w.Unlock()
+		return
+	}
+	if !st.respHeaders {
+		st.respHeaders = true
+		for _, f := range fields {
+			if f.Name == ":status" {
+				sc.w.EncodeField(":status", f.Value)
+			}
+		}
+		for _, f := range fields {
+			if !f.IsPseudo() && forwardableResponse(f.Name) {
+				sc.w.EncodeField(f.Name, f.Value)
+			}
+		}
+		sc.w.AppendHeaders(st.id, end)
+	} else if len(st.pending) > 0 {
+		// Trailers wait for the data before them.
+		st.pendingTrailers = make([]hpack.HeaderField, 0, len(fields))
+		for _, f := range fields {
+			if !f.IsPseudo() {
+				st.pendingTrailers = append(st.pendingTrailers, f)
+			}
+		}
+		sc.w.Unlock()
+		return
+	} else {
+		st.appendTrailersLocked(fields)
+	}
+	if end {
+		st.respDone = true
+		sc.finishLocked(st)
+	}
+	sc.w.Unlock()
+	sc.w.Kick()
+}
+
+func (st *stream) appendTrailersLocked(fields []hpack.HeaderField) {
+	sc := st.sc
+	for _, f := range fields {
+		if !f.IsPseudo() && forwardableResponse(f.Name) {
+			sc.w.EncodeField(f.Name, f.Value)
+		}
+	}
+	sc.w.AppendHeaders(st.id, true)
+}
+
+// Data forwards response bytes within the client's windows; the rest
+// waits in l7lb until the client grants window.
+func (st *stream) Data(p []byte, end bool) {
+	sc := st.sc
+	consumed := 0
+	sc.w.Lock()
+	switch {
+	case st.respDone:
+		consumed = len(p)
+	case !st.respHeaders:
+		sc.w.Unlock()
+		st.up.Cancel(http2.ErrCodeProtocol)
+		st.fail(codes.Internal, "l7lb: target sent DATA before HEADERS")
+		st.up.Consumed(len(p))
+		return
+	default:
+		if err := st.respInspect.Observe(p); err != nil {
+			sc.w.Unlock()
+			st.up.Cancel(http2.ErrCodeCancel)
+			st.fail(codes.ResourceExhausted, "l7lb: response "+err.Error())
+			st.up.Consumed(len(p))
+			return
+		}
+		if len(st.pending) == 0 {
+			n := int(min(int64(len(p)), st.sendWin, sc.sendWin))
+			if n > 0 || (len(p) == 0 && end) {
+				fin := end && n == len(p)
+				sc.w.AppendData(st.id, p[:n], fin)
+				st.sendWin -= int64(n)
+				sc.sendWin -= int64(n)
+				consumed = n
+				p = p[n:]
+				if fin {
+					st.respDone = true
+					sc.finishLocked(st)
+				}
+			}
+		}
+		if len(p) > 0 || (end && !st.respDone) {
+			st.pending = append(st.pending, p...)
+			st.pendingEnd = end
+			if !st.blocked {
+				st.blocked = true
+				sc.blocked = append(sc.blocked, st)
+			}
+		}
+	}
+	sc.w.Unlock()
+	sc.w.Kick()
+	if consumed > 0 {
+		st.up.Consumed(consumed)
+	}
+}
+
+// drainLocked sends waiting response data as windows allow; under lock.
+// It returns the window credit owed to targets, which the caller gives
+// back (giveCredits) after releasing the lock: Consumed takes the target
+// connection's lock, never while ours is held.
+func (sc *serverConn) drainLocked(streams []*stream) []credit {
+	var credits []credit
+	for _, st := range streams {
+		st.blocked = false
+		if st.respDone || st.bridge != nil {
+			continue
+		}
+		n := int(min(int64(len(st.pending)), st.sendWin, sc.sendWin))
+		if n < 0 {
+			n = 0
+		}
+		if n > 0 || (len(st.pending) == 0 && (st.pendingEnd || st.pendingTrailers != nil)) {
+			fin := st.pendingEnd && st.pendingTrailers == nil && n == len(st.pending)
+			if n > 0 || fin {
+				sc.w.AppendData(st.id, st.pending[:n], fin)
+			}
+			st.sendWin -= int64(n)
+			sc.sendWin -= int64(n)
+			st.pending = st.pending[n:]
+			if n > 0 {
+				credits = append(credits, credit{st.up, n})
+			}
+			if len(st.pending) == 0 {
+				st.pending = nil
+				switch {
+				case st.pendingTrailers != nil:
+					st.appendTrailersLocked(st.pendingTrailers)
+					st.pendingTrailers = nil
+					st.respDone = true
+					sc.finishLocked(st)
+				case fin:
+					st.respDone = true
+					sc.finishLocked(st)
+				}
+			}
+		}
+		if len(st.pending) > 0 && !st.blocked {
+			st.blocked = true
+			sc.blocked = append(sc.blocked, st)
+		}
+	}
+	return credits
+}
+
+func giveCredits(cs []credit) {
+	for _, c := range cs {
+		c.up.Consumed(c.n)
+	}
+}
+
+type credit struct {
+	up *upstream.Stream
+	n  int
+}
+
+// Reset ends the response after the target reset the stream or its
+// connection failed.
+func (st *stream) Reset(code http2.ErrCode, err error, refused bool) {
+	sc := st.sc
+	sc.w.Lock()
+	if st.respDone {
+		sc.w.Unlock()
+		return
+	}
+	if err == nil {
+		// The target's own reset: pass its code through, as a client
+		// talking to the target directly would have seen it.
+		st.respDone, st.reqDone = true, true
+		sc.w.AppendRST(st.id, code)
+		sc.removeLocked(st)
+		sc.w.Unlock()
+		sc.w.Kick()
+		return
+	}
+	sc.w.Unlock()
+	msg := fmt.Sprintf("l7lb: target %s of target group %s: %v", st.target.Addr, st.group.Name(), err)
+	st.fail(codes.Unavailable, msg)
+}
+
+// Sent gives the client window back for request bytes that left l7lb.
+func (st *stream) Sent(n int) {
+	sc := st.sc
+	sc.creditConn(n)
+	sc.w.Lock()
+	if !st.reqDone && !st.removed {
+		st.reqOwed += int64(n)
+		if st.reqOwed >= streamRecvWindow/4 {
+			sc.w.AppendWindowUpdate(st.id, uint32(st.reqOwed))
+			st.recvWin += st.reqOwed // reader-side view; see onData
+			st.reqOwed = 0
+		}
+	}
+	sc.w.Unlock()
+	sc.w.Kick()
+}
+
+// deadline fires when the RPC's grpc-timeout passes.
+func (st *stream) deadline() {
+	st.abortUpstream(http2.ErrCodeCancel)
+	st.fail(codes.DeadlineExceeded, "l7lb: deadline exceeded")
+}
+
+// fail ends the response with a gRPC status made by l7lb: trailers-only
+// when no response headers went out yet, else as trailers.
+func (st *stream) fail(code codes.Code, msg string) {
+	sc := st.sc
+	sc.w.Lock()
+	if !st.respDone {
+		st.pending, st.pendingEnd, st.pendingTrailers = nil, false, nil
+		st.appendStatusLocked(code, msg)
+		st.respDone = true
+		sc.finishLocked(st)
+	}
+	sc.w.Unlock()
+	sc.w.Kick()
+}
+
+// localStatus answers a stream that was never forwarded.
+func (st *stream) localStatus(code codes.Code, msg string) { st.fail(code, msg) }
+
+func (st *stream) appendStatusLocked(code codes.Code, msg string) {
+	w := st.sc.w
+	if !st.respHeaders {
+		st.respHeaders = true
+		w.EncodeField(":status", "200")
+		w.EncodeField("content-type", "application/grpc")
+	}
+	w.EncodeField("grpc-status", grpcwire.StatusText(code))
+	w.EncodeField("grpc-message", grpcwire.EncodeMessage(msg))
+	w.AppendHeaders(st.id, true)
+}
+
+// lingerTime is how long a stream whose response ended stays half-closed
+// (local) while its client is still sending, before RST_STREAM(NO_ERROR)
+// tells the client to stop (RFC 9113 §8.1). Meanwhile its frames are
+// still checked (flow control, content-length) and its data discarded.
+const lingerTime = time.Second
+
+// finishLocked retires a stream whose response ended.
+func (sc *serverConn) finishLocked(st *stream) {
+	if st.reqDone {
+		sc.removeLocked(st)
+		return
+	}
+	if st.timer != nil {
+		st.timer.Stop()
+	}
+	if st.target != nil {
+		st.target.InFlight.Add(-1)
+		st.target = nil
+	}
+	st.timer = time.AfterFunc(lingerTime, func() {
+		sc.w.Lock()
+		if !st.removed {
+			sc.w.AppendRST(st.id, http2.ErrCodeNo)
+			st.reqDone = true
+			sc.removeLocked(st)
+		}
+		sc.w.Unlock()
+		sc.w.Kick()
+	})
+}
