@@ -60,7 +60,10 @@ type Writer struct {
 
 type encSink struct{ w *Writer }
 
-func (s encSink) Write(p []byte) (int, error) { s.w.encBuf = append(s.w.encBuf, p...); return len(p), nil }
+func (s encSink) Write(p []byte) (int, error) {
+	s.w.encBuf = append(s.w.encBuf, p...)
+	return len(p), nil
+}
 
 // NewWriter returns a Writer for conn; conn may be nil when Start is given
 // a dial function. Frames can be appended before Start.

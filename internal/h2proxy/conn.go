@@ -31,12 +31,12 @@ type serverConn struct {
 	// reader
 	fr              *http2.Framer
 	streamForEncode *stream // the stream Conns.Open is encoding for
-	req       request
-	pings     floodCounter
-	settings  floodCounter
-	resets    floodCounter
-	emptyData floodCounter
-	priority  floodCounter
+	req             request
+	pings           floodCounter
+	settings        floodCounter
+	resets          floodCounter
+	emptyData       floodCounter
+	priority        floodCounter
 
 	// under w's lock
 	lastID      uint32
@@ -95,7 +95,9 @@ type connError struct {
 	debug string
 }
 
-func (e connError) Error() string { return "http2: connection error " + e.code.String() + ": " + e.debug }
+func (e connError) Error() string {
+	return "http2: connection error " + e.code.String() + ": " + e.debug
+}
 
 func (sc *serverConn) serve() {
 	defer sc.closeAll()

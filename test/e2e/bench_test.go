@@ -45,7 +45,6 @@ func benchUnary(b *testing.B, size, inflight int) {
 func BenchmarkUnary3KiB(b *testing.B) { benchUnary(b, 3<<10, 32) }
 func BenchmarkUnary4MiB(b *testing.B) { benchUnary(b, 4<<20, 4) }
 
-
 func BenchmarkUnary4MiBSerial(b *testing.B) { benchUnary(b, 4<<20, 1) }
 
 // BenchmarkDownload4MiB: a 4 MiB reply to a tiny request.

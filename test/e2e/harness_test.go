@@ -89,7 +89,10 @@ func logger(t *testing.T) *slog.Logger {
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func startEnv(t *testing.T, o envOptions) *env { return startEnvTB(t, o) }
 
@@ -158,7 +161,9 @@ func startEnvTB(t testing.TB, o envOptions) *env {
 	return e
 }
 
-func (e *env) dialB(b *testing.B, opts ...grpc.DialOption) *grpc.ClientConn { return e.dialTB(b, opts...) }
+func (e *env) dialB(b *testing.B, opts ...grpc.DialOption) *grpc.ClientConn {
+	return e.dialTB(b, opts...)
+}
 
 func ctxB(b *testing.B, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -167,7 +172,9 @@ func ctxB(b *testing.B, d time.Duration) context.Context {
 }
 
 // dial opens a gRPC connection to l7lb with TLS and the seed's server name.
-func (e *env) dial(t *testing.T, opts ...grpc.DialOption) *grpc.ClientConn { return e.dialTB(t, opts...) }
+func (e *env) dial(t *testing.T, opts ...grpc.DialOption) *grpc.ClientConn {
+	return e.dialTB(t, opts...)
+}
 
 func (e *env) dialTB(t testing.TB, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
