@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
 	"github.com/l7lb/l7lb/internal/frameio"
 )
@@ -30,6 +29,7 @@ type serverConn struct {
 
 	// reader
 	fr              *http2.Framer
+	hr              *frameio.HeaderReader
 	streamForEncode *stream // the stream Conns.Open is encoding for
 	req             request
 	pings           floodCounter
@@ -129,8 +129,7 @@ func (sc *serverConn) serve() {
 	sc.w.Kick()
 
 	sc.fr = http2.NewFramer(nil, br)
-	sc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	sc.fr.MaxHeaderListSize = maxHeaderListSize
+	sc.hr = frameio.NewHeaderReader(maxHeaderListSize)
 	sc.fr.SetMaxReadFrameSize(16384) // the default we advertise
 	sc.fr.SetReuseFrames()
 
@@ -203,8 +202,18 @@ func (sc *serverConn) process(f http2.Frame) error {
 	switch f := f.(type) {
 	case *http2.DataFrame:
 		return sc.onData(f)
-	case *http2.MetaHeadersFrame:
-		return sc.onHeaders(f)
+	case *http2.HeadersFrame:
+		done, err := sc.hr.Begin(f)
+		if err != nil || !done {
+			return err
+		}
+		return sc.onHeaders()
+	case *http2.ContinuationFrame:
+		done, err := sc.hr.Continue(f)
+		if err != nil || !done {
+			return err
+		}
+		return sc.onHeaders()
 	case *http2.WindowUpdateFrame:
 		return sc.onWindowUpdate(f)
 	case *http2.RSTStreamFrame:
@@ -243,8 +252,6 @@ func (sc *serverConn) process(f http2.Frame) error {
 		if idle {
 			return io.EOF
 		}
-	case *http2.ContinuationFrame:
-		return connError{http2.ErrCodeProtocol, "unexpected CONTINUATION"}
 	}
 	return nil
 }

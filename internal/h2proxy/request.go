@@ -98,14 +98,22 @@ func (r *request) routePath() string {
 func (sc *serverConn) host(r *request) string {
 	host := route.HostOnly(r.authority)
 	if sc.tlsState != nil && sc.tlsState.ServerName != "" {
-		if host == "" {
-			return sc.tlsState.ServerName
-		}
-		if _, err := netip.ParseAddr(host); err == nil {
+		if host == "" || looksLikeIP(host) {
 			return sc.tlsState.ServerName
 		}
 	}
 	return host
+}
+
+// looksLikeIP reports whether host is an IP literal; names are ruled out
+// without parsing (a failed parse allocates an error).
+func looksLikeIP(host string) bool {
+	c := host[0]
+	if (c < '0' || c > '9') && c != ':' && !strings.Contains(host, ":") {
+		return false
+	}
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }
 
 // forwardable reports whether a request header travels to the target.

@@ -48,8 +48,11 @@ type stream struct {
 	timer           *time.Timer
 }
 
-func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
-	id := f.StreamID
+// onHeaders handles a complete header block from the client.
+func (sc *serverConn) onHeaders() error {
+	hr := sc.hr
+	id := hr.StreamID
+	fields := hr.Fields()
 	if id%2 == 0 {
 		return connError{http2.ErrCodeProtocol, "stream ID from a client must be odd"}
 	}
@@ -58,23 +61,27 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	lastID := sc.lastID
 	sc.w.Unlock()
 	if st != nil {
-		return sc.onTrailers(st, f)
+		return sc.onTrailers(st, fields, hr.EndStream, hr.Err())
 	}
 	if id <= lastID {
 		return connError{http2.ErrCodeProtocol, "HEADERS on a closed stream or a stream ID that went down"}
 	}
-	if f.Truncated {
+	switch hr.Err() {
+	case frameio.ErrHeaderTooLarge:
 		return connError{http2.ErrCodeEnhanceYourCalm, "header list larger than SETTINGS_MAX_HEADER_LIST_SIZE"}
-	}
-	if f.HasPriority() && f.Priority.StreamDep == id {
+	case frameio.ErrHeaderInvalid:
 		sc.setLastID(id)
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
-	if code := sc.req.parse(f.Fields); code != 0 {
+	if hr.HasPrio && hr.Priority.StreamDep == id {
+		sc.setLastID(id)
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+	if code := sc.req.parse(fields); code != 0 {
 		sc.setLastID(id)
 		return http2.StreamError{StreamID: id, Code: code}
 	}
-	end := f.StreamEnded()
+	end := hr.EndStream
 	st = &stream{sc: sc, id: id, recvWin: streamRecvWindow, contentLength: sc.req.contentLength, reqDone: end}
 	if end && st.contentLength > 0 {
 		sc.setLastID(id)
@@ -216,13 +223,20 @@ func (st *stream) requestData(data []byte, end bool) {
 	st.up.Data(data, end)
 }
 
-func (sc *serverConn) onTrailers(st *stream, f *http2.MetaHeadersFrame) error {
+func (sc *serverConn) onTrailers(st *stream, fields []hpack.HeaderField, end bool, hdrErr error) error {
+	if hdrErr == frameio.ErrHeaderTooLarge {
+		return connError{http2.ErrCodeEnhanceYourCalm, "header list larger than SETTINGS_MAX_HEADER_LIST_SIZE"}
+	}
+	pseudo := false
+	for _, f := range fields {
+		pseudo = pseudo || f.IsPseudo()
+	}
 	sc.w.Lock()
 	var code http2.ErrCode = 0xff
 	switch {
 	case st.reqDone:
 		code = http2.ErrCodeStreamClosed
-	case !f.StreamEnded() || len(f.PseudoFields()) > 0:
+	case !end || pseudo || hdrErr != nil:
 		code = http2.ErrCodeProtocol
 	case st.contentLength >= 0 && st.received != st.contentLength:
 		code = http2.ErrCodeProtocol
@@ -244,7 +258,6 @@ func (sc *serverConn) onTrailers(st *stream, f *http2.MetaHeadersFrame) error {
 	case st.bridge != nil:
 		st.bridge.body.write(nil, true)
 	case st.up != nil:
-		fields := f.RegularFields()
 		st.up.Trailers(func(_ *upstream.Stream, w *frameio.Writer) {
 			for _, hf := range fields {
 				w.EncodeField(hf.Name, hf.Value)

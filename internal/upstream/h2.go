@@ -282,12 +282,14 @@ func (c *Conn) fail(err error, refused bool) {
 // read is the connection's reader goroutine.
 func (c *Conn) read(nc net.Conn) {
 	fr := http2.NewFramer(nil, bufio.NewReaderSize(nc, 64<<10))
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	fr.MaxHeaderListSize = 1 << 20
 	fr.SetMaxReadFrameSize(1 << 24)
 	fr.SetReuseFrames()
+	hr := frameio.NewHeaderReader(1 << 20)
 	for {
 		f, err := fr.ReadFrame()
+		if err == nil {
+			err = c.handle(f, hr)
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = fmt.Errorf("target %s closed the connection", c.cs.addr)
@@ -295,22 +297,37 @@ func (c *Conn) read(nc net.Conn) {
 			c.fail(err, false)
 			return
 		}
-		if !c.handle(f) {
-			return
-		}
 	}
 }
 
-func (c *Conn) handle(f http2.Frame) bool {
-	switch f := f.(type) {
-	case *http2.MetaHeadersFrame:
-		if s := c.stream(f.StreamID); s != nil {
-			end := f.StreamEnded()
-			s.sink.Headers(f.Fields, end)
-			if end {
-				c.endRecv(s)
-			}
+func (c *Conn) headerBlock(hr *frameio.HeaderReader) error {
+	if err := hr.Err(); err != nil {
+		return fmt.Errorf("target %s sent a bad header block: %w", c.cs.addr, err)
+	}
+	if s := c.stream(hr.StreamID); s != nil {
+		end := hr.EndStream
+		s.sink.Headers(hr.Fields(), end)
+		if end {
+			c.endRecv(s)
 		}
+	}
+	return nil
+}
+
+func (c *Conn) handle(f http2.Frame, hr *frameio.HeaderReader) error {
+	switch f := f.(type) {
+	case *http2.HeadersFrame:
+		done, err := hr.Begin(f)
+		if err != nil || !done {
+			return err
+		}
+		return c.headerBlock(hr)
+	case *http2.ContinuationFrame:
+		done, err := hr.Continue(f)
+		if err != nil || !done {
+			return err
+		}
+		return c.headerBlock(hr)
 	case *http2.DataFrame:
 		data := f.Data()
 		if pad := int(f.Length) - len(data); pad > 0 {
@@ -319,7 +336,7 @@ func (c *Conn) handle(f http2.Frame) bool {
 		s := c.stream(f.StreamID)
 		if s == nil {
 			c.credit(len(data))
-			return true
+			return nil
 		}
 		end := f.StreamEnded()
 		s.sink.Data(data, end)
@@ -341,7 +358,7 @@ func (c *Conn) handle(f http2.Frame) bool {
 		}
 	case *http2.SettingsFrame:
 		if f.IsAck() {
-			return true
+			return nil
 		}
 		c.w.Lock()
 		var unblocked []*Stream
@@ -413,7 +430,7 @@ func (c *Conn) handle(f http2.Frame) bool {
 		}
 		c.closeIfDrained()
 	}
-	return true
+	return nil
 }
 
 func (c *Conn) stream(id uint32) *Stream {
