@@ -1,0 +1,109 @@
+// Command bench (go run ./bench) measures l7lb against nginx, HAProxy and
+// Caddy as TLS-terminating gRPC balancers on loopback, and against a client
+// talking straight to one backend ("direct"), on the workloads of the
+// performance issue. See bench/README.md.
+//
+//	go run ./bench -peers nginx,haproxy,caddy -duration 5s -repeat 3 -out bench/results
+//	go run ./bench -quick          # seconds: direct + l7lb, 1 s windows, 1 repeat
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+type config struct {
+	Peers     []string
+	Workloads []string
+	Duration  time.Duration
+	Warmup    time.Duration
+	Repeat    int
+	Out       string
+	Quick     bool
+	Install   bool
+	L7LBBin   string
+	Root      string
+	Workers   int
+	Direct    bool
+	Keep      bool
+	Strict    bool
+	Quiet     bool
+}
+
+func main() {
+	if (len(os.Args) > 1 && os.Args[1] == "backend") || os.Getenv(backendEnv) == "1" {
+		args := os.Args[1:]
+		if len(args) > 0 && args[0] == "backend" {
+			args = args[1:]
+		}
+		if err := runBackend(args); err != nil {
+			fmt.Fprintln(os.Stderr, "backend:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var cfg config
+	var peers, workloads string
+	flag.StringVar(&peers, "peers", "", "peers to measure besides l7lb and direct: comma-separated from nginx,haproxy,caddy, or \"all\"; installed from Debian when missing")
+	flag.StringVar(&workloads, "workloads", "a,b,c,d,e,f", "workloads to run, comma-separated")
+	flag.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured window per workload × balancer × run")
+	flag.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "warm-up before each measured window")
+	flag.IntVar(&cfg.Repeat, "repeat", 3, "runs per workload × balancer (medians and min–max over them)")
+	flag.StringVar(&cfg.Out, "out", "", "output directory (default <module root>/bench/results)")
+	flag.BoolVar(&cfg.Quick, "quick", false, "smoke test: 1 s windows, 0.5 s warm-up, 1 run, direct + l7lb only")
+	flag.BoolVar(&cfg.Install, "install", true, "apt-get install a requested peer whose binary is missing")
+	flag.StringVar(&cfg.L7LBBin, "l7lb-bin", "", "use this l7lb binary instead of building ./cmd/l7lb")
+	flag.IntVar(&cfg.Workers, "workers", 2, "worker processes/threads for nginx and HAProxy")
+	flag.BoolVar(&cfg.Direct, "direct", true, "measure the direct baseline (client → one backend, h2c)")
+	flag.BoolVar(&cfg.Keep, "keep", false, "keep the scratch directory (configs, logs)")
+	flag.BoolVar(&cfg.Strict, "strict", false, "exit 3 when a target of issue 3 fails")
+	flag.Parse()
+	if peers == "all" {
+		peers = strings.Join(peerNames, ",")
+	}
+	cfg.Peers = splitList(peers)
+	cfg.Workloads = splitList(workloads)
+	if cfg.Quick {
+		cfg.Duration, cfg.Warmup, cfg.Repeat, cfg.Peers = time.Second, 500*time.Millisecond, 1, nil
+	}
+	rep, err := run(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	if cfg.Strict && !rep.AllPass {
+		os.Exit(3)
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func findRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for i := 0; i < 64; i++ {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/l7lb/l7lb") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	return "", fmt.Errorf("no go.mod of github.com/l7lb/l7lb above the working directory")
+}
