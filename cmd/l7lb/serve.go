@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -103,6 +104,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		log.Error("configuration refused; not serving", "error", err)
 		return 1
 	}
+	if path := os.Getenv("L7LB_CPUPROFILE"); path != "" {
+		// A developer's hook for profiling the data path under a benchmark:
+		// the profile covers the whole serve run and is written on exit.
+		stop, err := startCPUProfile(path)
+		if err != nil {
+			log.Error("L7LB_CPUPROFILE", "error", err)
+			return 1
+		}
+		defer stop()
+	}
 	rt := runtime.New(runtime.Options{Log: log, Certs: store, Bind: bind, IdleTimeout: sf.idle})
 	if err := rt.Apply(snap); err != nil {
 		log.Error("cannot start serving", "error", err)
@@ -184,4 +195,16 @@ func writeAddrFile(path string, rt *runtime.Runtime) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

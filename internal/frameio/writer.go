@@ -15,6 +15,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -47,6 +48,10 @@ type Writer struct {
 
 	// MaxFrame is the peer's SETTINGS_MAX_FRAME_SIZE; under Lock.
 	MaxFrame int
+
+	// Sent counts DATA and HEADERS frames appended: the traffic that
+	// legitimately draws PINGs from a peer (gRPC's BDP estimation).
+	Sent atomic.Int64
 
 	kick chan struct{}
 	done chan struct{}
@@ -263,6 +268,7 @@ func (w *Writer) AppendData(stream uint32, p []byte, end bool) bool {
 	if w.closed {
 		return false
 	}
+	w.Sent.Add(1)
 	for {
 		n := min(len(p), w.MaxFrame)
 		var flags http2.Flags
@@ -296,6 +302,7 @@ func (w *Writer) AppendHeaders(stream uint32, end bool) bool {
 	if w.closed {
 		return false
 	}
+	w.Sent.Add(1)
 	first := true
 	for {
 		n := min(len(block), w.MaxFrame)

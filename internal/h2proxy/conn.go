@@ -30,6 +30,7 @@ type serverConn struct {
 	// reader
 	fr              *http2.Framer
 	hr              *frameio.HeaderReader
+	batch           *frameio.Batch
 	streamForEncode *stream // the stream Conns.Open is encoding for
 	req             request
 	pings           floodCounter
@@ -79,14 +80,19 @@ func newServerConn(s *Server, c net.Conn) *serverConn {
 type floodCounter struct {
 	start time.Time
 	n     int
+	base  int64 // allowance counter at the window's start
 }
 
-func (f *floodCounter) hit(now time.Time) bool {
+func (f *floodCounter) hit(now time.Time) bool { return f.hitAllowing(now, 0) }
+
+// hitAllowing counts one event and reports whether the window's events
+// exceed the limit plus the growth of allowance during the window.
+func (f *floodCounter) hitAllowing(now time.Time, allowance int64) bool {
 	if now.Sub(f.start) > time.Second {
-		f.start, f.n = now, 0
+		f.start, f.n, f.base = now, 0, allowance
 	}
 	f.n++
-	return f.n > floodLimitPerSecond
+	return int64(f.n) > floodLimitPerSecond+allowance-f.base
 }
 
 // connError ends the connection with GOAWAY(code).
@@ -133,8 +139,13 @@ func (sc *serverConn) serve() {
 	sc.fr.SetMaxReadFrameSize(16384) // the default we advertise
 	sc.fr.SetReuseFrames()
 
+	sc.batch = &frameio.Batch{}
+	defer sc.batch.Flush()
 	first := true
 	for {
+		if br.Buffered() == 0 {
+			sc.batch.Flush() // about to block: wake the writers we fed
+		}
 		f, err := sc.fr.ReadFrame()
 		if err == nil {
 			if first {
@@ -224,7 +235,10 @@ func (sc *serverConn) process(f http2.Frame) error {
 		if f.IsAck() {
 			return nil
 		}
-		if sc.pings.hit(time.Now()) {
+		// gRPC clients send a PING for bandwidth estimation after data
+		// arrives, so each DATA or HEADERS frame l7lb sends earns one; a
+		// flood on a connection carrying no traffic does not.
+		if sc.pings.hitAllowing(time.Now(), sc.w.Sent.Load()) {
 			return connError{http2.ErrCodeEnhanceYourCalm, "too many PING frames"}
 		}
 		sc.w.Lock()

@@ -136,7 +136,7 @@ func (sc *serverConn) forward(st *stream, g *targetgroup.Group, end bool) {
 	st.respInspect.Limit = g.Config.MaxMessageBytes
 	r := &sc.req
 	sc.streamForEncode = st
-	_, err := t.Conns.Open(st, sc.encodeRequest, end)
+	_, err := t.Conns.Open(st, sc.encodeRequest, end, sc.batch)
 	sc.streamForEncode = nil
 	if err != nil {
 		st.localStatus(codes.Unavailable, fmt.Sprintf("l7lb: target %s of target group %s: %v", t.Addr, g.Name(), err))
@@ -220,7 +220,7 @@ func (st *stream) requestData(data []byte, end bool) {
 		st.localStatus(codes.ResourceExhausted, "l7lb: request "+err.Error())
 		return
 	}
-	st.up.Data(data, end)
+	st.up.Data(data, end, sc.batch)
 }
 
 func (sc *serverConn) onTrailers(st *stream, fields []hpack.HeaderField, end bool, hdrErr error) error {
@@ -277,7 +277,7 @@ func (st *stream) abortUpstream(code http2.ErrCode) {
 // ---- upstream.Sink: what the target sends, delivered by its reader ----
 
 // Headers forwards response headers, or trailers.
-func (st *stream) Headers(fields []hpack.HeaderField, end bool) {
+func (st *stream) Headers(fields []hpack.HeaderField, end bool, b *frameio.Batch) {
 	sc := st.sc
 	sc.w.Lock()
 	if st.respDone {
@@ -315,7 +315,7 @@ func (st *stream) Headers(fields []hpack.HeaderField, end bool) {
 		sc.finishLocked(st)
 	}
 	sc.w.Unlock()
-	sc.w.Kick()
+	b.Kick(sc.w)
 }
 
 func (st *stream) appendTrailersLocked(fields []hpack.HeaderField) {
@@ -330,7 +330,7 @@ func (st *stream) appendTrailersLocked(fields []hpack.HeaderField) {
 
 // Data forwards response bytes within the client's windows; the rest
 // waits in l7lb until the client grants window.
-func (st *stream) Data(p []byte, end bool) {
+func (st *stream) Data(p []byte, end bool, b *frameio.Batch) {
 	sc := st.sc
 	consumed := 0
 	sc.w.Lock()
@@ -376,7 +376,7 @@ func (st *stream) Data(p []byte, end bool) {
 		}
 	}
 	sc.w.Unlock()
-	sc.w.Kick()
+	b.Kick(sc.w)
 	if consumed > 0 {
 		st.up.Consumed(consumed)
 	}
@@ -470,16 +470,20 @@ func (st *stream) Sent(n int) {
 	sc := st.sc
 	sc.creditConn(n)
 	sc.w.Lock()
+	appended := false
 	if !st.reqDone && !st.removed {
 		st.reqOwed += int64(n)
 		if st.reqOwed >= streamRecvWindow/4 {
 			sc.w.AppendWindowUpdate(st.id, uint32(st.reqOwed))
 			st.recvWin += st.reqOwed // reader-side view; see onData
 			st.reqOwed = 0
+			appended = true
 		}
 	}
 	sc.w.Unlock()
-	sc.w.Kick()
+	if appended {
+		sc.w.Kick()
+	}
 }
 
 // deadline fires when the RPC's grpc-timeout passes.

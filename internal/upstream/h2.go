@@ -30,11 +30,12 @@ const (
 // connection's reader goroutine, one at a time, and must not block: a
 // Sink copies or forwards what it gets.
 type Sink interface {
-	// Headers delivers response headers, or trailers after them.
-	Headers(fields []hpack.HeaderField, end bool)
+	// Headers delivers response headers, or trailers after them. Writers
+	// the Sink appends to are woken through b (the reader's batch).
+	Headers(fields []hpack.HeaderField, end bool, b *frameio.Batch)
 	// Data delivers response bytes; p is only valid during the call. The
 	// Sink calls Stream.Consumed once the bytes are off its hands.
-	Data(p []byte, end bool)
+	Data(p []byte, end bool, b *frameio.Batch)
 	// Reset ends the stream abnormally: code is the target's RST_STREAM
 	// code, or err the connection failure. refused is true when the target
 	// certainly did not process the request (a GOAWAY that excluded the
@@ -81,7 +82,10 @@ type HeaderEncoder func(s *Stream, w *frameio.Writer)
 // Open starts a request stream: encode writes its header fields, end marks
 // a request without body. The stream is registered before Open returns,
 // so the Sink may be called right away (from another goroutine).
-func (cs *Conns) Open(sink Sink, encode HeaderEncoder, end bool) (*Stream, error) {
+//
+// b, when non-nil, defers waking the connection's writer (see
+// frameio.Batch).
+func (cs *Conns) Open(sink Sink, encode HeaderEncoder, end bool, b *frameio.Batch) (*Stream, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		c := cs.cur.Load()
 		if c == nil || !c.usable() {
@@ -90,7 +94,7 @@ func (cs *Conns) Open(sink Sink, encode HeaderEncoder, end bool) (*Stream, error
 				return nil, err
 			}
 		}
-		if s, ok := c.open(sink, encode, end); ok {
+		if s, ok := c.open(sink, encode, end, b); ok {
 			return s, nil
 		}
 		cs.retire(c)
@@ -190,6 +194,10 @@ type Conn struct {
 	dead        bool
 
 	recvOwed atomic.Int64 // connection-level credit not yet returned
+
+	// reader goroutine
+	rbuf  *bufio.Reader
+	batch *frameio.Batch
 }
 
 func newConn(cs *Conns) *Conn {
@@ -228,7 +236,7 @@ func (c *Conn) usable() bool {
 
 // open registers and starts a stream; false if the connection cannot take
 // it.
-func (c *Conn) open(sink Sink, encode HeaderEncoder, end bool) (*Stream, bool) {
+func (c *Conn) open(sink Sink, encode HeaderEncoder, end bool, b *frameio.Batch) (*Stream, bool) {
 	c.w.Lock()
 	if c.goingAway || c.dead || uint32(len(c.streams)) >= c.maxStreams || c.nextID >= 1<<30 {
 		c.w.Unlock()
@@ -241,7 +249,7 @@ func (c *Conn) open(sink Sink, encode HeaderEncoder, end bool) (*Stream, bool) {
 	encode(s, c.w)
 	c.w.AppendHeaders(s.id, end)
 	c.w.Unlock()
-	c.w.Kick()
+	b.Kick(c.w)
 	return s, true
 }
 
@@ -281,11 +289,17 @@ func (c *Conn) fail(err error, refused bool) {
 
 // read is the connection's reader goroutine.
 func (c *Conn) read(nc net.Conn) {
-	fr := http2.NewFramer(nil, bufio.NewReaderSize(nc, 64<<10))
+	c.rbuf = bufio.NewReaderSize(nc, 64<<10)
+	c.batch = &frameio.Batch{}
+	defer c.batch.Flush()
+	fr := http2.NewFramer(nil, c.rbuf)
 	fr.SetMaxReadFrameSize(1 << 24)
 	fr.SetReuseFrames()
 	hr := frameio.NewHeaderReader(1 << 20)
 	for {
+		if c.rbuf.Buffered() == 0 {
+			c.batch.Flush() // about to block: wake the writers we fed
+		}
 		f, err := fr.ReadFrame()
 		if err == nil {
 			err = c.handle(f, hr)
@@ -306,7 +320,7 @@ func (c *Conn) headerBlock(hr *frameio.HeaderReader) error {
 	}
 	if s := c.stream(hr.StreamID); s != nil {
 		end := hr.EndStream
-		s.sink.Headers(hr.Fields(), end)
+		s.sink.Headers(hr.Fields(), end, c.batch)
 		if end {
 			c.endRecv(s)
 		}
@@ -339,7 +353,7 @@ func (c *Conn) handle(f http2.Frame, hr *frameio.HeaderReader) error {
 			return nil
 		}
 		end := f.StreamEnded()
-		s.sink.Data(data, end)
+		s.sink.Data(data, end, c.batch)
 		if end {
 			c.endRecv(s)
 		}
@@ -384,14 +398,14 @@ func (c *Conn) handle(f http2.Frame, hr *frameio.HeaderReader) error {
 		c.w.AppendSettingsAck()
 		sent := c.flushBlocked(unblocked)
 		c.w.Unlock()
-		c.w.Kick()
+		c.batch.Kick(c.w)
 		reportSent(sent)
 	case *http2.PingFrame:
 		if !f.IsAck() {
 			c.w.Lock()
 			c.w.AppendPing(true, f.Data)
 			c.w.Unlock()
-			c.w.Kick()
+			c.batch.Kick(c.w)
 		}
 	case *http2.WindowUpdateFrame:
 		c.w.Lock()
@@ -408,7 +422,9 @@ func (c *Conn) handle(f http2.Frame, hr *frameio.HeaderReader) error {
 			}
 		}
 		c.w.Unlock()
-		c.w.Kick()
+		if len(sent) > 0 {
+			c.batch.Kick(c.w)
+		}
 		reportSent(sent)
 	case *http2.GoAwayFrame:
 		// Streams above LastStreamID were never processed: refused.
@@ -445,22 +461,28 @@ func (c *Conn) endRecv(s *Stream) {
 	c.w.Lock()
 	s.recvEnded = true
 	finished := s.endSent && len(s.pending) == 0
+	reset := false
 	if !finished && !s.done {
 		// The target answered before the whole request was sent (an early
 		// error): stop the upload.
 		s.pending = nil
 		s.pendingEnd = false
 		c.w.AppendRST(s.id, http2.ErrCodeCancel)
-		finished = true
+		finished, reset = true, true
 	}
 	if finished && !s.done {
 		s.done = true
 		delete(c.streams, s.id)
 		c.active.Add(-1)
 	}
+	drained := c.goingAway && len(c.streams) == 0 && !c.dead
 	c.w.Unlock()
-	c.w.Kick()
-	c.closeIfDrained()
+	if reset {
+		c.batch.Kick(c.w)
+	}
+	if drained {
+		c.closeIfDrained()
+	}
 }
 
 func (c *Conn) closeIfDrained() {
@@ -575,7 +597,7 @@ func (s *Stream) finishIfDone() {
 // Data sends request bytes (copied); end closes the request side. Bytes
 // the windows do not allow yet wait in l7lb and go out as the target
 // grants window; Sink.Sent reports each part that left.
-func (s *Stream) Data(p []byte, end bool) {
+func (s *Stream) Data(p []byte, end bool, b *frameio.Batch) {
 	c := s.c
 	c.w.Lock()
 	if s.done || s.endSent {
@@ -607,7 +629,7 @@ func (s *Stream) Data(p []byte, end bool) {
 		}
 	}
 	c.w.Unlock()
-	c.w.Kick()
+	b.Kick(c.w)
 	if sent > 0 {
 		s.sink.Sent(sent)
 	}
