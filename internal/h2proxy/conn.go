@@ -258,14 +258,10 @@ func (sc *serverConn) process(f http2.Frame) error {
 	case *http2.PushPromiseFrame:
 		return connError{http2.ErrCodeProtocol, "PUSH_PROMISE from a client"}
 	case *http2.GoAwayFrame:
-		// The client will open no more streams; finish the ones it has.
-		sc.w.Lock()
-		sc.goingAway = true
-		idle := len(sc.streams) == 0
-		sc.w.Unlock()
-		if idle {
-			return io.EOF
-		}
+		// The client will open no more streams. The connection stays
+		// usable for what is in flight (and for PINGs) until the client
+		// closes it, or the idle timer does.
+		return nil
 	}
 	return nil
 }
