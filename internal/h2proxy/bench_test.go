@@ -1,0 +1,169 @@
+package h2proxy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/l7lb/l7lb/internal/config"
+	"github.com/l7lb/l7lb/internal/proxy"
+	"github.com/l7lb/l7lb/internal/route"
+	"github.com/l7lb/l7lb/internal/targetgroup"
+)
+
+// rawTarget is a minimal h2c gRPC target: every request that ends gets
+// response headers, one reply message and OK trailers. It costs little,
+// so that a benchmark measures l7lb.
+func rawTarget(tb testing.TB, reply int) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	msg := make([]byte, 5+reply)
+	binary.BigEndian.PutUint32(msg[1:], uint32(reply))
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serveRawTarget(c, msg)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func serveRawTarget(c net.Conn, msg []byte) {
+	defer c.Close()
+	br := bufio.NewReaderSize(c, 64<<10)
+	bw := bufio.NewWriterSize(c, 64<<10)
+	if _, err := io.ReadFull(br, make([]byte, len(http2.ClientPreface))); err != nil {
+		return
+	}
+	fr := http2.NewFramer(bw, br)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	var hbuf bytes.Buffer
+	enc := hpack.NewEncoder(&hbuf)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30})
+	fr.WriteWindowUpdate(0, 1<<30)
+	bw.Flush()
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		var id uint32
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.MetaHeadersFrame:
+			if f.StreamEnded() {
+				id = f.StreamID
+			}
+		case *http2.DataFrame:
+			if f.StreamEnded() {
+				id = f.StreamID
+			}
+		}
+		if id != 0 {
+			hbuf.Reset()
+			enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+			enc.WriteField(hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hbuf.Bytes(), EndHeaders: true})
+			fr.WriteData(id, false, msg)
+			hbuf.Reset()
+			enc.WriteField(hpack.HeaderField{Name: "grpc-status", Value: "0"})
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hbuf.Bytes(), EndHeaders: true, EndStream: true})
+		}
+		if br.Buffered() == 0 {
+			bw.Flush()
+		}
+	}
+}
+
+// BenchmarkForwardUnary drives whole RPCs (3 KiB request, 1 KiB reply)
+// through one h2proxy connection to a raw target, 32 in flight, with raw
+// HTTP/2 framing on the client side too: ns/op and allocs/op are what
+// l7lb's data path costs per RPC (TLS aside).
+func BenchmarkForwardUnary(b *testing.B) {
+	addr := rawTarget(b, 1024)
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	log := slog.New(slog.DiscardHandler)
+	g := targetgroup.New(config.TargetGroup{
+		Name: "ns/svc:19530", Protocol: config.ProtocolHTTP, ProtocolVersion: config.VersionGRPC,
+		MaxMessageBytes: config.DefaultMaxMessageBytes,
+		Endpoints:       []config.Endpoint{{Address: host, Port: p, Ready: true}},
+	}, log)
+	defer g.Close()
+	table := route.Compile([]config.Rule{{Name: "r", Path: "/", PathType: config.PathPrefix, TargetGroup: "ns/svc:19530"}},
+		func(config.Rule) *targetgroup.Group { return g })
+	srv := New(Options{Routes: func() *proxy.Table { return table }, Port: 443, Log: log})
+
+	client, server := net.Pipe()
+	go srv.ServeConn(server)
+	defer client.Close()
+
+	bw := bufio.NewWriterSize(client, 64<<10)
+	fr := http2.NewFramer(bw, bufio.NewReaderSize(client, 64<<10))
+	var hbuf bytes.Buffer
+	enc := hpack.NewEncoder(&hbuf)
+	bw.WriteString(http2.ClientPreface)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
+	fr.WriteWindowUpdate(0, 1<<31-1-65535)
+	bw.Flush()
+
+	req := make([]byte, 5+3072)
+	binary.BigEndian.PutUint32(req[1:], 3072)
+	const inflight = 32
+	slots := make(chan struct{}, inflight)
+	done := make(chan struct{})
+	var mu sync.Mutex // the framer's writes
+	go func() { // the client's reader: count finished RPCs, free a slot each
+		n := 0
+		for n < b.N {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				b.Error(err)
+				break
+			}
+			if h, ok := f.(*http2.HeadersFrame); ok && h.StreamEnded() {
+				n++
+				<-slots
+			}
+		}
+		close(done)
+	}()
+	b.ReportAllocs()
+	b.ResetTimer()
+	id := uint32(1)
+	for i := 0; i < b.N; i++ {
+		slots <- struct{}{}
+		mu.Lock()
+		hbuf.Reset()
+		for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":path", "/milvus.proto.milvus.MilvusService/Search"},
+			{":authority", "milvus-demo.milvus.io"}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hbuf.Bytes(), EndHeaders: true})
+		fr.WriteData(id, true, req)
+		if len(slots) == inflight || i == b.N-1 {
+			bw.Flush()
+		}
+		mu.Unlock()
+		id += 2
+	}
+	<-done
+}
