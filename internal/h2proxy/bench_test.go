@@ -131,7 +131,7 @@ func BenchmarkForwardUnary(b *testing.B) {
 	slots := make(chan struct{}, inflight)
 	done := make(chan struct{})
 	var mu sync.Mutex // the framer's writes
-	go func() { // the client's reader: count finished RPCs, free a slot each
+	go func() {       // the client's reader: count finished RPCs, free a slot each
 		n := 0
 		for n < b.N {
 			f, err := fr.ReadFrame()
