@@ -122,6 +122,7 @@ func (b *bridge) sendHeadersLocked(end bool) {
 		b.WriteHeader(http.StatusOK)
 	}
 	w.EncodeField(":status", strconv.Itoa(b.status))
+	st.rpc.HTTPStatus = b.status
 	for k, vs := range b.header {
 		if k == "Trailer" || strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
@@ -162,6 +163,7 @@ func (b *bridge) Write(p []byte) (int, error) {
 		sc.w.AppendData(st.id, p[:n], false)
 		st.sendWin -= int64(n)
 		sc.sendWin -= int64(n)
+		st.rpc.BytesOut += int64(n)
 		p = p[n:]
 		written += n
 		sc.w.Kick()

@@ -24,8 +24,9 @@ type serverConn struct {
 	conn     net.Conn
 	w        *frameio.Writer
 	cond     *sync.Cond // on w's lock: bridged handlers waiting for window
-	tlsState *tls.ConnectionState
-	clientIP string
+	tlsState   *tls.ConnectionState
+	clientIP   string
+	clientAddr string
 
 	// reader
 	fr              *http2.Framer
@@ -70,7 +71,8 @@ func newServerConn(s *Server, c net.Conn) *serverConn {
 		st := tc.ConnectionState()
 		sc.tlsState = &st
 	}
-	if host, _, err := net.SplitHostPort(c.RemoteAddr().String()); err == nil {
+	sc.clientAddr = c.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(sc.clientAddr); err == nil {
 		sc.clientIP = host
 	}
 	return sc
@@ -360,6 +362,9 @@ func (sc *serverConn) onReset(f *http2.RSTStreamFrame) error {
 	}
 	st := sc.streams[f.StreamID]
 	if st != nil {
+		if !st.respDone {
+			st.rpc.Reset, st.rpc.ResetBy = uint32(f.ErrCode), "client"
+		}
 		st.respDone, st.reqDone = true, true
 		sc.removeLocked(st)
 	}
@@ -404,6 +409,7 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 		default:
 			st.recvWin -= length
 			st.received += int64(len(data))
+			st.rpc.BytesIn += int64(len(data))
 			if st.contentLength >= 0 && (st.received > st.contentLength || end && st.received != st.contentLength) {
 				streamErr = http2.ErrCodeProtocol
 			} else if end {
@@ -449,6 +455,8 @@ func (sc *serverConn) removeLocked(st *stream) {
 	}
 	st.removed = true
 	delete(sc.streams, st.id)
+	st.rpc.End = time.Now()
+	sc.srv.opts.Observer.RPCDone(&st.rpc)
 	st.pending = nil
 	st.pendingTrailers = nil
 	if st.timer != nil {

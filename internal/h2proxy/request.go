@@ -16,6 +16,7 @@ import (
 type request struct {
 	method, scheme, authority, path string
 	contentType, grpcTimeout, xff   string
+	userAgent, traceParent          string
 	contentLength                   int64
 	fields                          []hpack.HeaderField
 }
@@ -57,6 +58,10 @@ func (r *request) parse(fields []hpack.HeaderField) http2.ErrCode {
 			r.contentType = f.Value
 		case "grpc-timeout":
 			r.grpcTimeout = f.Value
+		case "user-agent":
+			r.userAgent = f.Value
+		case "traceparent":
+			r.traceParent = f.Value
 		case "host":
 			if r.authority == "" {
 				r.authority = f.Value
@@ -120,7 +125,7 @@ func looksLikeIP(host string) bool {
 func forwardable(name string) bool {
 	switch name {
 	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "host",
-		"x-forwarded-for", "x-forwarded-proto", "x-forwarded-port":
+		"x-forwarded-for", "x-forwarded-proto", "x-forwarded-port", "traceparent":
 		return false
 	}
 	return true

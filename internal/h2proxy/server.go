@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/l7lb/l7lb/internal/observe"
 	"github.com/l7lb/l7lb/internal/proxy"
 )
 
@@ -47,6 +48,8 @@ type Options struct {
 	Log    *slog.Logger
 	// IdleTimeout closes connections without streams (0 = 60 s).
 	IdleTimeout time.Duration
+	// Observer sees every finished request (nil: nobody).
+	Observer observe.Observer
 }
 
 // Server serves HTTP/2 connections for one listener.
@@ -64,6 +67,9 @@ type Server struct {
 func New(opts Options) *Server {
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = 60 * time.Second
+	}
+	if opts.Observer == nil {
+		opts.Observer = observe.Nop{}
 	}
 	return &Server{opts: opts, portText: itoa(opts.Port), conns: map[*serverConn]struct{}{}}
 }

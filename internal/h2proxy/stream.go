@@ -2,6 +2,7 @@ package h2proxy
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -11,6 +12,7 @@ import (
 	"github.com/l7lb/l7lb/internal/config"
 	"github.com/l7lb/l7lb/internal/frameio"
 	"github.com/l7lb/l7lb/internal/grpcwire"
+	"github.com/l7lb/l7lb/internal/observe"
 	"github.com/l7lb/l7lb/internal/targetgroup"
 	"github.com/l7lb/l7lb/internal/upstream"
 )
@@ -46,6 +48,8 @@ type stream struct {
 	blocked         bool
 	respInspect     grpcwire.Inspector
 	timer           *time.Timer
+
+	rpc observe.RPC // filled as the request goes; reported when removed
 }
 
 // onHeaders handles a complete header block from the client.
@@ -82,7 +86,12 @@ func (sc *serverConn) onHeaders() error {
 		return http2.StreamError{StreamID: id, Code: code}
 	}
 	end := hr.EndStream
-	st = &stream{sc: sc, id: id, recvWin: streamRecvWindow, contentLength: sc.req.contentLength, reqDone: end}
+	r := &sc.req
+	st = &stream{sc: sc, id: id, recvWin: streamRecvWindow, contentLength: r.contentLength, reqDone: end}
+	st.rpc = observe.RPC{
+		Start: time.Now(), ListenerPort: sc.srv.opts.Port, Method: r.method, Path: r.path, Authority: r.authority,
+		GRPC: grpcwire.IsGRPC(r.contentType), ClientAddr: sc.clientAddr, UserAgent: r.userAgent, TLS: sc.tlsState,
+	}
 	if end && st.contentLength > 0 {
 		sc.setLastID(id)
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
@@ -103,12 +112,12 @@ func (sc *serverConn) onHeaders() error {
 	}
 	sc.w.Unlock()
 
-	r := &sc.req
 	rule, ok := sc.srv.opts.Routes().Match(sc.host(r), r.routePath())
-	if !ok || !grpcwire.IsGRPC(r.contentType) || rule.Dest.Config.ProtocolVersion == config.VersionHTTP1 {
+	if !ok || !st.rpc.GRPC || rule.Dest.Config.ProtocolVersion == config.VersionHTTP1 {
 		sc.startBridge(st, r)
 		return nil
 	}
+	st.rpc.Rule = rule.Name
 	sc.forward(st, rule.Dest, end)
 	return nil
 }
@@ -124,12 +133,20 @@ func (sc *serverConn) setLastID(id uint32) {
 // forward opens the stream on a target of g: the fast path.
 func (sc *serverConn) forward(st *stream, g *targetgroup.Group, end bool) {
 	st.group = g
+	st.rpc.TargetGroup = g.Name()
 	t, ok := g.Pick()
 	if !ok {
 		st.localStatus(codes.Unavailable, "l7lb: no reachable target in target group "+g.Name())
 		return
 	}
 	st.target = t
+	st.rpc.Target = t.Addr
+	if observe.ValidTraceParent(sc.req.traceParent) {
+		st.rpc.TraceParent = sc.req.traceParent
+	} else {
+		st.rpc.TraceParent = observe.NewTraceParent()
+	}
+	st.rpc.TargetStart = time.Now()
 	t.InFlight.Add(1)
 	t.Served.Add(1)
 	st.reqInspect.Limit = g.Config.MaxMessageBytes
@@ -191,6 +208,7 @@ func (sc *serverConn) encodeRequest(up *upstream.Stream, w *frameio.Writer) {
 		w.EncodeField("x-forwarded-proto", "http")
 	}
 	w.EncodeField("x-forwarded-port", sc.srv.portText)
+	w.EncodeField("traceparent", st.rpc.TraceParent)
 }
 
 // requestData forwards client DATA on the fast path (or to the bridge).
@@ -286,14 +304,19 @@ func (st *stream) Headers(fields []hpack.HeaderField, end bool, b *frameio.Batch
 	}
 	if !st.respHeaders {
 		st.respHeaders = true
+		st.rpc.TargetFirstByte = time.Now()
 		for _, f := range fields {
 			if f.Name == ":status" {
 				sc.w.EncodeField(":status", f.Value)
+				st.rpc.HTTPStatus, _ = strconv.Atoi(f.Value)
 			}
 		}
 		for _, f := range fields {
 			if !f.IsPseudo() && forwardableResponse(f.Name) {
 				sc.w.EncodeField(f.Name, f.Value)
+				if end && f.Name == "grpc-status" {
+					st.rpc.GRPCStatus = f.Value
+				}
 			}
 		}
 		sc.w.AppendHeaders(st.id, end)
@@ -323,6 +346,9 @@ func (st *stream) appendTrailersLocked(fields []hpack.HeaderField) {
 	for _, f := range fields {
 		if !f.IsPseudo() && forwardableResponse(f.Name) {
 			sc.w.EncodeField(f.Name, f.Value)
+			if f.Name == "grpc-status" {
+				st.rpc.GRPCStatus = f.Value
+			}
 		}
 	}
 	sc.w.AppendHeaders(st.id, true)
@@ -358,6 +384,7 @@ func (st *stream) Data(p []byte, end bool, b *frameio.Batch) {
 				sc.w.AppendData(st.id, p[:n], fin)
 				st.sendWin -= int64(n)
 				sc.sendWin -= int64(n)
+				st.rpc.BytesOut += int64(n)
 				consumed = n
 				p = p[n:]
 				if fin {
@@ -404,6 +431,7 @@ func (sc *serverConn) drainLocked(streams []*stream) []credit {
 			}
 			st.sendWin -= int64(n)
 			sc.sendWin -= int64(n)
+			st.rpc.BytesOut += int64(n)
 			st.pending = st.pending[n:]
 			if n > 0 {
 				credits = append(credits, credit{st.up, n})
@@ -454,6 +482,7 @@ func (st *stream) Reset(code http2.ErrCode, err error, refused bool) {
 		// The target's own reset: pass its code through, as a client
 		// talking to the target directly would have seen it.
 		st.respDone, st.reqDone = true, true
+		st.rpc.Reset, st.rpc.ResetBy = uint32(code), "target"
 		sc.w.AppendRST(st.id, code)
 		sc.removeLocked(st)
 		sc.w.Unlock()
@@ -514,9 +543,12 @@ func (st *stream) appendStatusLocked(code codes.Code, msg string) {
 	w := st.sc.w
 	if !st.respHeaders {
 		st.respHeaders = true
+		st.rpc.HTTPStatus = 200
 		w.EncodeField(":status", "200")
 		w.EncodeField("content-type", "application/grpc")
 	}
+	st.rpc.GRPCStatus = grpcwire.StatusText(code)
+	st.rpc.Error = msg
 	w.EncodeField("grpc-status", grpcwire.StatusText(code))
 	w.EncodeField("grpc-message", grpcwire.EncodeMessage(msg))
 	w.AppendHeaders(st.id, true)

@@ -22,6 +22,7 @@ import (
 	"github.com/l7lb/l7lb/internal/config"
 	"github.com/l7lb/l7lb/internal/h2proxy"
 	"github.com/l7lb/l7lb/internal/listener"
+	"github.com/l7lb/l7lb/internal/observe"
 	"github.com/l7lb/l7lb/internal/proxy"
 	"github.com/l7lb/l7lb/internal/route"
 	"github.com/l7lb/l7lb/internal/targetgroup"
@@ -41,6 +42,8 @@ type Options struct {
 	Bind func(l config.Listener) string
 	// IdleTimeout for client connections (0 = 60 s).
 	IdleTimeout time.Duration
+	// Observer sees every finished request (nil: nobody).
+	Observer observe.Observer
 }
 
 // DefaultBind listens on every interface for internet-facing listeners and
@@ -225,7 +228,7 @@ func (rt *Runtime) listen(l config.Listener, bind string, cs *listener.CertSet) 
 	}
 	secure := l.Protocol == config.ProtocolHTTPS
 	h := proxy.NewHandler(port, secure, routes, rt.opts.Log)
-	h2 := h2proxy.New(h2proxy.Options{Routes: routes, Fallback: h, Port: port, Secure: secure, Log: rt.opts.Log, IdleTimeout: rt.opts.IdleTimeout})
+	h2 := h2proxy.New(h2proxy.Options{Routes: routes, Fallback: h, Port: port, Secure: secure, Log: rt.opts.Log, IdleTimeout: rt.opts.IdleTimeout, Observer: rt.opts.Observer})
 	ln, err := listener.Listen(listener.Options{Addr: bind, Certs: certs, Handler: h, H2: h2, Log: rt.opts.Log, IdleTimeout: rt.opts.IdleTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("listener %d (%s): %w", port, l.Protocol, err)
