@@ -20,10 +20,10 @@ import (
 // under the frame writer's lock, which the target-side goroutines take
 // too when they forward responses.
 type serverConn struct {
-	srv      *Server
-	conn     net.Conn
-	w        *frameio.Writer
-	cond     *sync.Cond // on w's lock: bridged handlers waiting for window
+	srv        *Server
+	conn       net.Conn
+	w          *frameio.Writer
+	cond       *sync.Cond // on w's lock: bridged handlers waiting for window
 	tlsState   *tls.ConnectionState
 	clientIP   string
 	clientAddr string
