@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/l7lb/l7lb/internal/balance/roundrobin"
 	"github.com/l7lb/l7lb/internal/config"
@@ -36,6 +37,21 @@ type Target struct {
 type targetSet struct {
 	all    []*Target
 	picker *roundrobin.Picker[*Target]
+}
+
+// State reports the target's state as the ALB names it (initial,
+// healthy, unhealthy, draining, unused), why, and since when. Until health
+// checking decides otherwise, a ready endpoint is healthy, a terminating
+// one draining and one not ready unhealthy.
+func (t *Target) State() (state, reason string, since time.Time) {
+	switch {
+	case t.Endpoint.Terminating:
+		return "draining", "Target.DeregistrationInProgress", time.Time{}
+	case !t.Endpoint.Ready:
+		return "unhealthy", "Target.NotReady", time.Time{}
+	default:
+		return "healthy", "", time.Time{}
+	}
 }
 
 // Group is safe for concurrent use. Pick is lock-free.
