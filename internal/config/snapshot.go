@@ -76,6 +76,9 @@ type Listener struct {
 	CertificateARNs []string `json:"certificateArns,omitempty"`
 	// Rules in evaluation order: the first match wins.
 	Rules []Rule `json:"rules"`
+	// IdleTimeout closes client connections without streams
+	// (load-balancer-attributes idle_timeout.timeout_seconds, default 60 s).
+	IdleTimeout time.Duration `json:"idleTimeout"`
 }
 
 // Rule matches a request by host and path and forwards it to a target group.
@@ -109,6 +112,57 @@ type TargetGroup struct {
 	Endpoints []Endpoint `json:"endpoints"`
 	// DNS, when set, replaces Endpoints with a periodically re-resolved name.
 	DNS *DNSSource `json:"dns,omitempty"`
+	// HealthCheck is how targets are checked.
+	HealthCheck HealthCheck `json:"healthCheck"`
+	// DeregistrationDelay is how long a removed target keeps its in-flight
+	// requests (target-group-attributes deregistration_delay.timeout_seconds).
+	DeregistrationDelay time.Duration `json:"deregistrationDelay"`
+	// SlowStart ramps a new target's share linearly over this long (0: off).
+	SlowStart time.Duration `json:"slowStart,omitempty"`
+	// RetryPolicy is "" (retry only what never reached a target) or
+	// RetryIdempotentReads.
+	RetryPolicy string `json:"retryPolicy,omitempty"`
+}
+
+// RetryIdempotentReads also retries Milvus's idempotent reads on
+// UNAVAILABLE, within a retry budget (l7lb.io/retry-policy).
+const RetryIdempotentReads = "idempotent-reads"
+
+// HealthCheck configures active health checks of a target group.
+type HealthCheck struct {
+	// Protocol is HTTP or HTTPS (how to reach the target for checks).
+	Protocol Protocol `json:"protocol"`
+	// Port is the port checked; 0 means the traffic port.
+	Port int `json:"port,omitempty"`
+	// Path is the gRPC method (/package.Service/Method) or HTTP path.
+	// GRPCHealth marks l7lb's default for GRPC groups:
+	// grpc.health.v1.Health/Check with the reply's status read.
+	Path       string `json:"path"`
+	GRPCHealth bool   `json:"grpcHealth,omitempty"`
+	// GRPC is true when checks are gRPC calls (GRPC target groups).
+	GRPC               bool          `json:"grpc"`
+	Interval           time.Duration `json:"interval"`
+	Timeout            time.Duration `json:"timeout"`
+	HealthyThreshold   int           `json:"healthyThreshold"`
+	UnhealthyThreshold int           `json:"unhealthyThreshold"`
+	// SuccessCodes are gRPC status codes or HTTP status codes.
+	SuccessCodes []CodeRange `json:"successCodes"`
+}
+
+// CodeRange is an inclusive range of status codes.
+type CodeRange struct {
+	Lo int `json:"lo"`
+	Hi int `json:"hi"`
+}
+
+// Matches reports whether code is in any range.
+func (h HealthCheck) Matches(code int) bool {
+	for _, r := range h.SuccessCodes {
+		if r.Lo <= code && code <= r.Hi {
+			return true
+		}
+	}
+	return false
 }
 
 // ServiceRef names a Kubernetes Service port.

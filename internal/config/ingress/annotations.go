@@ -34,10 +34,10 @@ const (
 // the Service first, then the Ingress; listener settings only from the
 // Ingress.
 var (
-	ingressHonoured = []string{annScheme, annListenPorts, annCertificateARN,
-		annBackendProtocol, annBackendProtocolVersion, annTargetType, annMaxMessageBytes}
-	serviceHonoured = []string{annBackendProtocol, annBackendProtocolVersion, annTargetType, annMaxMessageBytes}
-	l7lbKnown       = []string{annMaxMessageBytes}
+	ingressHonoured = append([]string{annScheme, annListenPorts, annCertificateARN, annLBAttributes,
+		annBackendProtocol, annBackendProtocolVersion, annTargetType, annMaxMessageBytes}, tgRawAnnotations...)
+	serviceHonoured = append([]string{annBackendProtocol, annBackendProtocolVersion, annTargetType, annMaxMessageBytes}, tgRawAnnotations...)
+	l7lbKnown       = []string{annMaxMessageBytes, annRetryPolicy}
 )
 
 // annotated is an object's annotations with a way to locate each of them.
@@ -85,6 +85,9 @@ type backendSettings struct {
 	version         *config.ProtocolVersion
 	targetType      *config.TargetType
 	maxMessageBytes *int64
+	// raw holds the health check, attribute and retry annotations, parsed
+	// once the layers are merged.
+	raw map[string]string
 	// from records which object set each value, for messages.
 	from map[string]config.Origin
 }
@@ -92,7 +95,13 @@ type backendSettings struct {
 // parseBackendSettings reads the backend annotations of one object. Invalid
 // values become Problems and are left unset.
 func (t *translator) parseBackendSettings(a annotated) backendSettings {
-	s := backendSettings{from: map[string]config.Origin{}}
+	s := backendSettings{from: map[string]config.Origin{}, raw: map[string]string{}}
+	for _, k := range tgRawAnnotations {
+		if v, ok := a.get(k); ok {
+			s.raw[k] = v
+			s.from[k] = a.origin(k)
+		}
+	}
 	if v, ok := a.get(annBackendProtocol); ok {
 		switch p := config.Protocol(v); p {
 		case config.ProtocolHTTP, config.ProtocolHTTPS:

@@ -1,6 +1,8 @@
 package ingress
 
 import (
+	"time"
+
 	"github.com/l7lb/l7lb/internal/config"
 	"github.com/l7lb/l7lb/internal/config/manifest"
 )
@@ -20,6 +22,7 @@ type ingressModel struct {
 	// Ingress's rules on a listener.
 	rules       []config.Rule
 	defaultRule *config.Rule
+	idle        time.Duration // load-balancer-attributes idle_timeout
 }
 
 func (m *ingressModel) object() string { return m.ing.Origin.Object }
@@ -32,6 +35,7 @@ func (t *translator) buildIngress(ing *manifest.Ingress) *ingressModel {
 	}
 	t.checkAnnotations(m.ann, ingressHonoured)
 	m.scheme, m.schemeSet = t.parseScheme(m.ann)
+	m.idle = t.parseIdleTimeout(m.ann)
 	m.certs = t.parseCertificateARNs(m.ann)
 	_, certAnnotated := m.ann.get(annCertificateARN)
 	m.ports = t.parseListenPorts(m.ann, certAnnotated)

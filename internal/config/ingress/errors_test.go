@@ -57,6 +57,45 @@ func TestProblems(t *testing.T) {
 		want []string // substrings of the error text
 	}{
 		{
+			name: "health check interval out of range",
+			yaml: ingressWith("hc", ipTarget, "alb.ingress.kubernetes.io/backend-protocol-version: GRPC",
+				`alb.ingress.kubernetes.io/healthcheck-interval-seconds: "500"`),
+			want: []string{"bad.yaml:9:", "Ingress milvus/hc", "annotation alb.ingress.kubernetes.io/healthcheck-interval-seconds", `"500"`, "1-300"},
+		},
+		{
+			name: "health check timeout not below interval",
+			yaml: ingressWith("hc", ipTarget, "alb.ingress.kubernetes.io/backend-protocol-version: GRPC",
+				`alb.ingress.kubernetes.io/healthcheck-interval-seconds: "5"`, `alb.ingress.kubernetes.io/healthcheck-timeout-seconds: "5"`),
+			want: []string{"bad.yaml:10:", "healthcheck-timeout-seconds", "must be shorter than the interval"},
+		},
+		{
+			name: "gRPC success code out of range",
+			yaml: ingressWith("hc", ipTarget, "alb.ingress.kubernetes.io/backend-protocol-version: GRPC",
+				`alb.ingress.kubernetes.io/success-codes: "200"`),
+			want: []string{"bad.yaml:9:", "annotation alb.ingress.kubernetes.io/success-codes", `"200" is outside 0-99`, `"0-99"`},
+		},
+		{
+			name: "gRPC health check path not a method",
+			yaml: ingressWith("hc", ipTarget, "alb.ingress.kubernetes.io/backend-protocol-version: GRPC",
+				"alb.ingress.kubernetes.io/healthcheck-path: /healthz"),
+			want: []string{"bad.yaml:9:", "healthcheck-path", "full method path"},
+		},
+		{
+			name: "bad deregistration delay",
+			yaml: ingressWith("hc", ipTarget, "alb.ingress.kubernetes.io/target-group-attributes: deregistration_delay.timeout_seconds=9999"),
+			want: []string{"bad.yaml:8:", "annotation alb.ingress.kubernetes.io/target-group-attributes", "0-3600"},
+		},
+		{
+			name: "bad idle timeout",
+			yaml: ingressWith("hc", ipTarget, "alb.ingress.kubernetes.io/load-balancer-attributes: idle_timeout.timeout_seconds=0"),
+			want: []string{"bad.yaml:8:", "annotation alb.ingress.kubernetes.io/load-balancer-attributes", "1-4000"},
+		},
+		{
+			name: "bad retry policy",
+			yaml: ingressWith("hc", ipTarget, "l7lb.io/retry-policy: always"),
+			want: []string{"bad.yaml:8:", "annotation l7lb.io/retry-policy", `"always"`, "idempotent-reads or none"},
+		},
+		{
 			name: "malformed YAML",
 			yaml: "apiVersion: v1\nkind: Service\nmetadata:\n  name: [oops\n",
 			want: []string{"bad.yaml:4: invalid YAML:"},

@@ -23,6 +23,9 @@ func (l *listenerAcc) listener(scheme config.Scheme) config.Listener {
 		Protocol: l.protocol,
 		Scheme:   scheme,
 		Rules:    slices.Clone(l.rules),
+		// The first Ingress on the port sets the idle timeout, as LBC
+		// takes load-balancer-attributes from one Ingress of a group.
+		IdleTimeout: l.firstBy.idle,
 	}
 	if out.Rules == nil {
 		out.Rules = []config.Rule{}

@@ -87,6 +87,7 @@ func (t *translator) effectiveSettings(m *ingressModel, svc *manifest.Service) (
 		MaxMessageBytes: config.DefaultMaxMessageBytes,
 	}
 	from := map[string]config.Origin{}
+	raw := map[string]string{}
 	layers := []backendSettings{m.conf}
 	if svc != nil {
 		layers = append(layers, t.serviceSettings(svc))
@@ -107,7 +108,11 @@ func (t *translator) effectiveSettings(m *ingressModel, svc *manifest.Service) (
 		for k, o := range l.from {
 			from[k] = o
 		}
+		for k, v := range l.raw {
+			raw[k] = v
+		}
 	}
+	t.parseTargetGroupExtras(&tg, raw, from)
 	return tg, from
 }
 
@@ -137,6 +142,10 @@ func (t *translator) checkSameSettings(e *tgEntry, tg config.TargetGroup, m *ing
 	add("backend-protocol-version", e.tg.ProtocolVersion, tg.ProtocolVersion)
 	add("target-type", e.tg.TargetType, tg.TargetType)
 	add("max-message-bytes", e.tg.MaxMessageBytes, tg.MaxMessageBytes)
+	add("health check", fmt.Sprint(e.tg.HealthCheck), fmt.Sprint(tg.HealthCheck))
+	add("deregistration delay", e.tg.DeregistrationDelay, tg.DeregistrationDelay)
+	add("slow start", e.tg.SlowStart, tg.SlowStart)
+	add("retry policy", e.tg.RetryPolicy, tg.RetryPolicy)
 	if len(diffs) == 0 {
 		return
 	}
