@@ -27,6 +27,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	milvuslog "github.com/milvus-io/milvus/pkg/v2/log"
+	"go.uber.org/zap/zapcore"
 )
 
 var durationFlag = flag.Duration("fault.duration", 0, "load duration per case (default $L7LB_FAULT_DURATION, else 20s)")
@@ -104,6 +107,9 @@ func TestMain(m *testing.M) {
 	if !parallelSet {
 		flag.Set("test.parallel", "4") //nolint:errcheck // the flag exists
 	}
+	// The SDK logs every failed call at WARN on stdout; the cases count
+	// failures themselves.
+	milvuslog.SetLevel(zapcore.ErrorLevel)
 	start := time.Now()
 	code := m.Run()
 	summaryMu.Lock()
