@@ -41,6 +41,17 @@ type Options struct {
 	IdleTimeout time.Duration
 	// H2, when set, serves HTTP/2 connections instead of x/net's server.
 	H2 H2Server
+	// Events, when set, hears about connections and TLS handshakes (for
+	// metrics); its methods must be quick.
+	Events Events
+}
+
+// Events are told about each client connection and TLS handshake.
+type Events interface {
+	ConnOpened()
+	ConnClosed()
+	// TLSHandshake gives the negotiated version, or the handshake's error.
+	TLSHandshake(version uint16, err error)
 }
 
 // H2Server serves HTTP/2 connections (the data path's frame-level engine).
@@ -177,6 +188,11 @@ func (l *Listener) handle(raw net.Conn) {
 		}
 		l.track(raw, false)
 	}()
+	ev := l.opts.Events
+	if ev != nil {
+		ev.ConnOpened()
+		defer ev.ConnClosed()
+	}
 	var c net.Conn = raw
 	isH2 := false
 	if l.opts.Certs != nil {
@@ -184,6 +200,9 @@ func (l *Listener) handle(raw net.Conn) {
 		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 		err := tc.HandshakeContext(ctx)
 		cancel()
+		if ev != nil {
+			ev.TLSHandshake(tc.ConnectionState().Version, err)
+		}
 		if err != nil {
 			l.opts.Log.Debug("TLS handshake failed", "client", raw.RemoteAddr().String(), "error", err)
 			return

@@ -62,6 +62,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rule, ok := h.Routes().Match(host, r.URL.Path)
 	if !ok {
 		msg := fmt.Sprintf("l7lb: no rule for host %q and path %q on port %d", host, r.URL.Path, h.Port)
+		noteError(r, msg)
 		if isGRPC {
 			writeGRPCError(w, codes.Unimplemented, msg)
 		} else {
@@ -70,6 +71,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g := rule.Dest
+	if rec := recordOf(r); rec != nil {
+		rec.Rule, rec.TargetGroup = rule.Name, g.Name()
+	}
 	if isGRPC {
 		if g.Config.ProtocolVersion == config.VersionHTTP1 {
 			writeGRPCError(w, codes.Unavailable, fmt.Sprintf(

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httputil"
+	"time"
 
 	"github.com/l7lb/l7lb/internal/targetgroup"
 )
@@ -16,8 +17,13 @@ import (
 func (h *Handler) forwardREST(w http.ResponseWriter, r *http.Request, g *targetgroup.Group) {
 	target, ok := g.Pick()
 	if !ok {
-		http.Error(w, fmt.Sprintf("l7lb: no reachable target in target group %s", g.Name()), http.StatusServiceUnavailable)
+		msg := fmt.Sprintf("l7lb: no reachable target in target group %s", g.Name())
+		noteError(r, msg)
+		http.Error(w, msg, http.StatusServiceUnavailable)
 		return
+	}
+	if rec := recordOf(r); rec != nil {
+		rec.Target, rec.TargetStart = target.Addr, time.Now()
 	}
 	target.InFlight.Add(1)
 	target.Served.Add(1)
@@ -43,7 +49,9 @@ func (h *Handler) forwardREST(w http.ResponseWriter, r *http.Request, g *targetg
 				return
 			}
 			h.Log.Debug("REST upstream error", "target", target.Addr, "targetGroup", g.Name(), "error", err)
-			http.Error(w, fmt.Sprintf("l7lb: target %s of target group %s: %v", target.Addr, g.Name(), err), http.StatusBadGateway)
+			msg := fmt.Sprintf("l7lb: target %s of target group %s: %v", target.Addr, g.Name(), err)
+			noteError(r, msg)
+			http.Error(w, msg, http.StatusBadGateway)
 		},
 	}
 	rp.ServeHTTP(w, r)

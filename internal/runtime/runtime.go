@@ -229,7 +229,14 @@ func (rt *Runtime) listen(l config.Listener, bind string, cs *listener.CertSet) 
 	secure := l.Protocol == config.ProtocolHTTPS
 	h := proxy.NewHandler(port, secure, routes, rt.opts.Log)
 	h2 := h2proxy.New(h2proxy.Options{Routes: routes, Fallback: h, Port: port, Secure: secure, Log: rt.opts.Log, IdleTimeout: rt.opts.IdleTimeout, Observer: rt.opts.Observer})
-	ln, err := listener.Listen(listener.Options{Addr: bind, Certs: certs, Handler: h, H2: h2, Log: rt.opts.Log, IdleTimeout: rt.opts.IdleTimeout})
+	// Observability (issue 5): HTTP/1.1 requests are reported by a wrapper
+	// (h2proxy reports HTTP/2 streams); an Observer that also counts
+	// connections and TLS handshakes gets a listener.Events per port.
+	var events listener.Events
+	if src, ok := rt.opts.Observer.(interface{ ListenerEvents(int) listener.Events }); ok {
+		events = src.ListenerEvents(port)
+	}
+	ln, err := listener.Listen(listener.Options{Addr: bind, Certs: certs, Handler: proxy.Observed(h, port, rt.opts.Observer), H2: h2, Log: rt.opts.Log, IdleTimeout: rt.opts.IdleTimeout, Events: events})
 	if err != nil {
 		return nil, fmt.Errorf("listener %d (%s): %w", port, l.Protocol, err)
 	}
