@@ -84,6 +84,9 @@ func caseA(t *testing.T) {
 		t.Errorf("%d of %d reads failed with the idempotent-reads retry policy on; want 0:%s", ty.readFails, ty.reads, ty.failures())
 	}
 	checkRowsExact(t, rw)
+	if ok && reason == "" {
+		t.Errorf("killed replica is unhealthy without a reason; the ALB gives one (e.g. Target.FailedHealthChecks)")
+	}
 	if !ok || took > bound+slack {
 		t.Errorf("killed replica not unhealthy within interval x threshold = %v (+%v slack): seen=%v after %v; %s", bound, slack, ok, took, e.states())
 	}
@@ -144,6 +147,9 @@ func caseB(t *testing.T) {
 	checkRowsExact(t, rw)
 	if stoppedAfter > bound+slack {
 		t.Errorf("NOT_SERVING replica still got RPCs %v after the change; want none after interval x threshold = %v (+%v slack)", stoppedAfter, bound, slack)
+	}
+	if ok && reason == "" {
+		t.Errorf("NOT_SERVING replica is unhealthy without a reason")
 	}
 	if !ok || took > bound+slack {
 		t.Errorf("NOT_SERVING replica not unhealthy within %v (+%v): seen=%v after %v; %s", bound, slack, ok, took, e.states())
@@ -271,8 +277,18 @@ func caseE(t *testing.T) {
 			t.Fatalf("restart replica-%d: %v", i, err)
 		}
 		t1 := time.Now()
+		handled := be.handled[i].Load()
 		took, ok := e.waitStateSince(i, "healthy", t1, hcInterval*hcHealthy+3*slack)
-		steps = append(steps, fmt.Sprintf("replica-%d stop %v, healthy %v after restart (ok=%v)", i, stopped.Round(time.Millisecond), took.Round(time.Millisecond), ok))
+		// Traffic back on it (information: the next stop waits for it).
+		back := time.Duration(-1)
+		for time.Since(t1) < hcInterval*hcHealthy+3*slack {
+			if be.handled[i].Load() > handled {
+				back = time.Since(t1)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		steps = append(steps, fmt.Sprintf("replica-%d stop %v, healthy %v after restart (ok=%v), traffic back after %v", i, stopped.Round(time.Millisecond), took.Round(time.Millisecond), ok, back.Round(time.Millisecond)))
 		if !ok {
 			t.Errorf("replica-%d not healthy %v after its restart: %s", i, took, e.states())
 		}
