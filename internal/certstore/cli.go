@@ -25,6 +25,7 @@ const usageText = `usage: l7lb cert <command> [flags]
 The local twin of AWS Certificate Manager. Commands and their ACM names:
 
   import      (import-certificate)   --certificate F --certificate-chain F --private-key F
+                                     [--kubernetes [--namespace NS] [--kubeconfig F] [--certificate-arn ARN]]
   list        (list-certificates)
   describe    (describe-certificate) ARN | --certificate-arn ARN
   delete      (delete-certificate)   ARN | --certificate-arn ARN
@@ -133,8 +134,9 @@ func openStore(dir string) (*Store, error) {
 	return Open(dir)
 }
 
-func cmdImport(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, storeDir := newFlags("import")
+	kube := kubeFlags(fs)
 	certF := fs.String("certificate", "", "PEM file with the server certificate (required)")
 	chainF := fs.String("certificate-chain", "", "PEM file with the issuing chain, nearest issuer first")
 	keyF := fs.String("private-key", "", "PEM file with the unencrypted private key (required)")
@@ -162,11 +164,17 @@ func cmdImport(_ context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		data[in] = b
 	}
-	s, err := openStore(*storeDir)
-	if err != nil {
-		return err
+	var c Certificate
+	var warns []string
+	if kube.enabled {
+		c, warns, err = kube.importPEMs(ctx, data[InputCertificate], data[InputChain], data[InputKey])
+	} else {
+		var s *Store
+		if s, err = openStore(*storeDir); err != nil {
+			return err
+		}
+		c, warns, err = s.Import(data[InputCertificate], data[InputChain], data[InputKey], time.Now())
 	}
-	c, warns, err := s.Import(data[InputCertificate], data[InputChain], data[InputKey], time.Now())
 	if err != nil {
 		var ie *InputError
 		if errors.As(err, &ie) {
