@@ -320,7 +320,7 @@ func (r rows) exact() bool {
 // checkRows counts rows per failed Insert's tag on the engine directly
 // (not through l7lb): present - appliedUnacked - acked > 0 means an
 // acknowledged Insert was applied twice, < 0 means acknowledged rows are
-// missing. kills are the instants backends were killed abruptly.
+// missing. kills span the window in which backends were killed abruptly.
 func checkRows(t *testing.T, be *backend, base int, recs []record, kills ...time.Time) rows {
 	t.Helper()
 	out := rows{acked: base, present: be.eng.RowCount("default", collection)}
@@ -351,11 +351,19 @@ func checkRows(t *testing.T, be *backend, base int, recs []record, kills ...time
 			out.overApplied += n - r.rows
 		}
 		if n > 0 {
+			// In flight at some point of the kill window (first to last kill).
 			atKill := false
-			for _, k := range kills {
-				if !r.start.After(k) && !r.end.Before(k) {
-					atKill = true
+			if len(kills) > 0 {
+				lo, hi := kills[0], kills[0]
+				for _, k := range kills {
+					if k.Before(lo) {
+						lo = k
+					}
+					if k.After(hi) {
+						hi = k
+					}
 				}
+				atKill = !r.start.After(hi) && !r.end.Before(lo)
 			}
 			if atKill {
 				out.appliedAtCrash += n
