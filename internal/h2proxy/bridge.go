@@ -291,7 +291,7 @@ func (bb *bodyBuffer) Read(p []byte) (int, error) {
 	n := copy(p, bb.buf)
 	bb.buf = bb.buf[n:]
 	bb.mu.Unlock()
-	bb.st.Sent(n)
+	bb.st.sent(n)
 	return n, nil
 }
 

@@ -29,10 +29,9 @@ type serverConn struct {
 	clientAddr string
 
 	// reader
-	fr              *http2.Framer
-	hr              *frameio.HeaderReader
-	batch           *frameio.Batch
-	streamForEncode *stream // the stream Conns.Open is encoding for
+	fr    *http2.Framer
+	hr    *frameio.HeaderReader
+	batch *frameio.Batch
 	req             request
 	pings           floodCounter
 	settings        floodCounter

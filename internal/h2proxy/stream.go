@@ -3,6 +3,8 @@ package h2proxy
 import (
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -25,9 +27,21 @@ type stream struct {
 	id uint32
 
 	group  *targetgroup.Group
-	target *targetgroup.Target
-	up     *upstream.Stream // fast path
-	bridge *bridge          // everything else
+	target *targetgroup.Target // under the writer lock once forwarded
+	bridge *bridge             // streams that are not forwarded frame by frame
+
+	// The fast path's attempts, under reqMu (taken before the writer lock,
+	// never after it).
+	reqMu      sync.Mutex
+	cur        *attempt
+	saved      savedRequest
+	attempts   int
+	retrying   bool
+	deadlineAt time.Time
+	// Window credit bookkeeping for replays (atomic: Sent runs inside
+	// calls made under reqMu).
+	credited   atomic.Int64
+	replaySkip atomic.Int64
 
 	// reader
 	recvWin       int64
@@ -48,6 +62,8 @@ type stream struct {
 	blocked         bool
 	respInspect     grpcwire.Inspector
 	timer           *time.Timer
+	held            []hpack.HeaderField // response headers waiting for the first message
+	respUp          *upstream.Stream    // the attempt whose response goes to the client
 
 	rpc observe.RPC // filled as the request goes; reported when removed
 }
@@ -134,81 +150,72 @@ func (sc *serverConn) setLastID(id uint32) {
 func (sc *serverConn) forward(st *stream, g *targetgroup.Group, end bool) {
 	st.group = g
 	st.rpc.TargetGroup = g.Name()
+	g.CountRequest()
 	t, ok := g.Pick()
 	if !ok {
 		st.localStatus(codes.Unavailable, "l7lb: no reachable target in target group "+g.Name())
 		return
 	}
-	st.target = t
-	st.rpc.Target = t.Addr
-	if observe.ValidTraceParent(sc.req.traceParent) {
-		st.rpc.TraceParent = sc.req.traceParent
+	r := &sc.req
+	if observe.ValidTraceParent(r.traceParent) {
+		st.rpc.TraceParent = r.traceParent
 	} else {
 		st.rpc.TraceParent = observe.NewTraceParent()
 	}
-	st.rpc.TargetStart = time.Now()
-	t.InFlight.Add(1)
-	t.Served.Add(1)
 	st.reqInspect.Limit = g.Config.MaxMessageBytes
 	st.respInspect.Limit = g.Config.MaxMessageBytes
-	r := &sc.req
-	sc.streamForEncode = st
-	_, err := t.Conns.Open(st, sc.encodeRequest, end, sc.batch)
-	sc.streamForEncode = nil
+	if r.grpcTimeout != "" {
+		if d, ok := grpcwire.ParseTimeout(r.grpcTimeout); ok {
+			st.deadlineAt = time.Now().Add(d)
+		}
+	}
+	// The request is kept until its response starts, so that it can be
+	// sent again to another target (see retry).
+	st.saved = savedRequest{method: r.method, authority: r.authority, path: r.path, xff: r.xff,
+		fields: append([]hpack.HeaderField(nil), r.fields...), ended: end, ok: true}
+
+	st.reqMu.Lock()
+	var err error
+	for try := 0; try < maxAttempts; try++ {
+		a := &attempt{st: st, t: t}
+		st.cur = a
+		st.attempts++
+		sc.w.Lock()
+		st.target = t
+		st.rpc.Target = t.Addr
+		sc.w.Unlock()
+		t.InFlight.Add(1)
+		t.Served.Add(1)
+		if err = a.start(end, sc.batch); err == nil {
+			break
+		}
+		// Not even opened: nothing reached the target; try another.
+		t.Failed(err.Error())
+		t.InFlight.Add(-1)
+		next, ok := g.PickOther(t)
+		if !ok || next == t {
+			break
+		}
+		t = next
+	}
+	if err != nil {
+		st.cur = nil
+	}
+	st.reqMu.Unlock()
+	st.rpc.TargetStart = time.Now()
 	if err != nil {
 		st.localStatus(codes.Unavailable, fmt.Sprintf("l7lb: target %s of target group %s: %v", t.Addr, g.Name(), err))
 		return
 	}
-	if r.grpcTimeout != "" {
-		if d, ok := grpcwire.ParseTimeout(r.grpcTimeout); ok {
-			// Enforced here as well as passed on: a target that ignores
-			// the deadline must not hold the client's stream past it.
-			sc.w.Lock()
-			if !st.removed {
-				st.timer = time.AfterFunc(d, st.deadline)
-			}
-			sc.w.Unlock()
+	if !st.deadlineAt.IsZero() {
+		// Enforced here as well as passed on: a target that ignores the
+		// deadline must not hold the client's stream past it.
+		sc.w.Lock()
+		if !st.removed {
+			st.timer = time.AfterFunc(time.Until(st.deadlineAt), st.deadline)
 		}
+		sc.w.Unlock()
 	}
-}
-
-// encodeRequest writes the request's header fields for the target; it runs
-// under the target connection's lock, inside Conns.Open.
-func (sc *serverConn) encodeRequest(up *upstream.Stream, w *frameio.Writer) {
-	st := sc.streamForEncode
-	st.up = up
-	r := &sc.req
-	w.EncodeField(":method", r.method)
-	if st.group.Config.Protocol == config.ProtocolHTTPS {
-		w.EncodeField(":scheme", "https")
-	} else {
-		w.EncodeField(":scheme", "http")
-	}
-	w.EncodeField(":authority", r.authority)
-	w.EncodeField(":path", r.path)
-	for _, f := range r.fields {
-		if f.IsPseudo() || !forwardable(f.Name) {
-			continue
-		}
-		if f.Sensitive {
-			w.EncodeSensitive(f.Name, f.Value)
-		} else {
-			w.EncodeField(f.Name, f.Value)
-		}
-	}
-	w.EncodeField("te", "trailers")
-	if r.xff != "" {
-		w.EncodeField("x-forwarded-for", r.xff+", "+sc.clientIP)
-	} else {
-		w.EncodeField("x-forwarded-for", sc.clientIP)
-	}
-	if sc.srv.opts.Secure {
-		w.EncodeField("x-forwarded-proto", "https")
-	} else {
-		w.EncodeField("x-forwarded-proto", "http")
-	}
-	w.EncodeField("x-forwarded-port", sc.srv.portText)
-	w.EncodeField("traceparent", st.rpc.TraceParent)
 }
 
 // requestData forwards client DATA on the fast path (or to the bridge).
@@ -228,17 +235,33 @@ func (st *stream) requestData(data []byte, end bool) {
 		st.bridge.body.write(data, end)
 		return
 	}
-	if st.up == nil {
-		sc.creditConn(len(data)) // the stream already failed locally
-		return
-	}
 	if err := st.reqInspect.Observe(data); err != nil {
 		sc.creditConn(len(data))
-		st.up.Cancel(http2.ErrCodeCancel)
+		st.abortUpstream(http2.ErrCodeCancel)
 		st.localStatus(codes.ResourceExhausted, "l7lb: request "+err.Error())
 		return
 	}
-	st.up.Data(data, end, sc.batch)
+	st.reqMu.Lock()
+	if st.saved.ok {
+		if len(st.saved.body)+len(data) > replayLimit {
+			st.saved.ok, st.saved.body = false, nil
+		} else {
+			st.saved.body = append(st.saved.body, data...)
+			st.saved.ended = end
+		}
+	}
+	a, retrying, replayable := st.cur, st.retrying, st.saved.ok
+	if a != nil && !retrying {
+		// Under reqMu so that a retry cannot slip in between.
+		a.up.Data(data, end, sc.batch)
+	}
+	st.reqMu.Unlock()
+	switch {
+	case a == nil && !retrying:
+		sc.creditConn(len(data)) // the stream already failed locally
+	case retrying && !replayable:
+		st.fail(codes.Unavailable, "l7lb: request too large to send again to another target")
+	}
 }
 
 func (sc *serverConn) onTrailers(st *stream, fields []hpack.HeaderField, end bool, hdrErr error) error {
@@ -275,28 +298,41 @@ func (sc *serverConn) onTrailers(st *stream, fields []hpack.HeaderField, end boo
 	switch {
 	case st.bridge != nil:
 		st.bridge.body.write(nil, true)
-	case st.up != nil:
-		st.up.Trailers(func(_ *upstream.Stream, w *frameio.Writer) {
-			for _, hf := range fields {
-				w.EncodeField(hf.Name, hf.Value)
-			}
-		})
+	default:
+		st.reqMu.Lock()
+		st.saved.ok, st.saved.body = false, nil // trailers are not replayed
+		a := st.cur
+		st.reqMu.Unlock()
+		if a != nil {
+			a.up.Trailers(func(_ *upstream.Stream, w *frameio.Writer) {
+				for _, hf := range fields {
+					w.EncodeField(hf.Name, hf.Value)
+				}
+			})
+		}
 	}
 	return nil
 }
 
 // abortUpstream resets the target side, if any.
 func (st *stream) abortUpstream(code http2.ErrCode) {
-	if st.up != nil {
-		st.up.Cancel(code)
+	st.reqMu.Lock()
+	a := st.cur
+	st.cur = nil
+	st.reqMu.Unlock()
+	if a != nil && a.up != nil {
+		a.up.Cancel(code)
 	}
 }
 
 // ---- upstream.Sink: what the target sends, delivered by its reader ----
 
-// Headers forwards response headers, or trailers.
-func (st *stream) Headers(fields []hpack.HeaderField, end bool, b *frameio.Batch) {
+// forwardHeaders sends response headers, or trailers, to the client.
+func (st *stream) forwardHeaders(a *attempt, fields []hpack.HeaderField, end bool, b *frameio.Batch) {
 	sc := st.sc
+	st.reqMu.Lock()
+	st.saved.ok, st.saved.body = false, nil // the response started: no more retries
+	st.reqMu.Unlock()
 	sc.w.Lock()
 	if st.respDone {
 		sc.w.Unlock()
@@ -304,6 +340,7 @@ func (st *stream) Headers(fields []hpack.HeaderField, end bool, b *frameio.Batch
 	}
 	if !st.respHeaders {
 		st.respHeaders = true
+		st.respUp = a.up
 		st.rpc.TargetFirstByte = time.Now()
 		for _, f := range fields {
 			if f.Name == ":status" {
@@ -354,9 +391,9 @@ func (st *stream) appendTrailersLocked(fields []hpack.HeaderField) {
 	sc.w.AppendHeaders(st.id, true)
 }
 
-// Data forwards response bytes within the client's windows; the rest
+// forwardData sends response bytes within the client's windows; the rest
 // waits in l7lb until the client grants window.
-func (st *stream) Data(p []byte, end bool, b *frameio.Batch) {
+func (st *stream) forwardData(a *attempt, p []byte, end bool, b *frameio.Batch) {
 	sc := st.sc
 	consumed := 0
 	sc.w.Lock()
@@ -365,16 +402,16 @@ func (st *stream) Data(p []byte, end bool, b *frameio.Batch) {
 		consumed = len(p)
 	case !st.respHeaders:
 		sc.w.Unlock()
-		st.up.Cancel(http2.ErrCodeProtocol)
+		a.up.Cancel(http2.ErrCodeProtocol)
 		st.fail(codes.Internal, "l7lb: target sent DATA before HEADERS")
-		st.up.Consumed(len(p))
+		a.up.Consumed(len(p))
 		return
 	default:
 		if err := st.respInspect.Observe(p); err != nil {
 			sc.w.Unlock()
-			st.up.Cancel(http2.ErrCodeCancel)
+			a.up.Cancel(http2.ErrCodeCancel)
 			st.fail(codes.ResourceExhausted, "l7lb: response "+err.Error())
-			st.up.Consumed(len(p))
+			a.up.Consumed(len(p))
 			return
 		}
 		if len(st.pending) == 0 {
@@ -405,7 +442,7 @@ func (st *stream) Data(p []byte, end bool, b *frameio.Batch) {
 	sc.w.Unlock()
 	b.Kick(sc.w)
 	if consumed > 0 {
-		st.up.Consumed(consumed)
+		a.up.Consumed(consumed)
 	}
 }
 
@@ -433,8 +470,8 @@ func (sc *serverConn) drainLocked(streams []*stream) []credit {
 			sc.sendWin -= int64(n)
 			st.rpc.BytesOut += int64(n)
 			st.pending = st.pending[n:]
-			if n > 0 {
-				credits = append(credits, credit{st.up, n})
+			if n > 0 && st.respUp != nil {
+				credits = append(credits, credit{st.respUp, n})
 			}
 			if len(st.pending) == 0 {
 				st.pending = nil
@@ -469,9 +506,9 @@ type credit struct {
 	n  int
 }
 
-// Reset ends the response after the target reset the stream or its
-// connection failed.
-func (st *stream) Reset(code http2.ErrCode, err error, refused bool) {
+// targetReset ends the response after the target reset the stream or its
+// connection failed, and no retry took over.
+func (st *stream) targetReset(a *attempt, code http2.ErrCode, err error) {
 	sc := st.sc
 	sc.w.Lock()
 	if st.respDone {
@@ -490,12 +527,12 @@ func (st *stream) Reset(code http2.ErrCode, err error, refused bool) {
 		return
 	}
 	sc.w.Unlock()
-	msg := fmt.Sprintf("l7lb: target %s of target group %s: %v", st.target.Addr, st.group.Name(), err)
+	msg := fmt.Sprintf("l7lb: target %s of target group %s: %v", a.t.Addr, st.group.Name(), err)
 	st.fail(codes.Unavailable, msg)
 }
 
-// Sent gives the client window back for request bytes that left l7lb.
-func (st *stream) Sent(n int) {
+// sent gives the client window back for request bytes that left l7lb.
+func (st *stream) sent(n int) {
 	sc := st.sc
 	sc.creditConn(n)
 	sc.w.Lock()

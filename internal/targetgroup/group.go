@@ -1,6 +1,6 @@
 // Package targetgroup is a target group at run time: its targets (from
-// configuration or discovery), the balancer that picks one per request,
-// and the upstream connection pool that reaches them.
+// configuration or discovery) with their health, the balancer that picks
+// one per request, and the upstream connections that reach them.
 package targetgroup
 
 import (
@@ -15,43 +15,18 @@ import (
 	"github.com/l7lb/l7lb/internal/balance/roundrobin"
 	"github.com/l7lb/l7lb/internal/config"
 	"github.com/l7lb/l7lb/internal/discovery/dns"
+	"github.com/l7lb/l7lb/internal/health"
 	"github.com/l7lb/l7lb/internal/upstream"
 )
 
-// Target is one endpoint of a group.
-type Target struct {
-	// Addr is "host:port", ready to dial.
-	Addr     string
-	Endpoint config.Endpoint
-	// InFlight counts requests currently forwarded to this target.
-	InFlight atomic.Int64
-	// Served counts requests forwarded to this target.
-	Served atomic.Uint64
-	// Conns are the multiplexed HTTP/2 connections that the data plane
-	// forwards gRPC over.
-	Conns *upstream.Conns
-}
-
-// targetSet is replaced whole when endpoints change, so readers never see
-// a half-updated set.
+// targetSet is replaced whole whenever targets or their health change, so
+// readers never see a half-updated set and Pick takes no lock.
 type targetSet struct {
-	all    []*Target
+	all    []*Target // registered and draining targets
 	picker *roundrobin.Picker[*Target]
-}
-
-// State reports the target's state as the ALB names it (initial,
-// healthy, unhealthy, draining, unused), why, and since when. Until health
-// checking decides otherwise, a ready endpoint is healthy, a terminating
-// one draining and one not ready unhealthy.
-func (t *Target) State() (state, reason string, since time.Time) {
-	switch {
-	case t.Endpoint.Terminating:
-		return "draining", "Target.DeregistrationInProgress", time.Time{}
-	case !t.Endpoint.Ready:
-		return "unhealthy", "Target.NotReady", time.Time{}
-	default:
-		return "healthy", "", time.Time{}
-	}
+	// failOpen is set when no target is healthy and the picker holds
+	// every registered target, as the ALB does.
+	failOpen bool
 }
 
 // Group is safe for concurrent use. Pick is lock-free.
@@ -60,28 +35,31 @@ type Group struct {
 	Pool   *upstream.Pool
 	log    *slog.Logger
 
-	set atomic.Pointer[targetSet]
+	set         atomic.Pointer[targetSet]
+	retryTokens atomic.Int64 // thousandths of a retry
 
-	mu     sync.Mutex // serialises SetEndpoints
-	cancel context.CancelFunc
-	done   chan struct{}
+	mu       sync.Mutex // serialises changes to targets and their states
+	targets  map[string]*Target
+	draining map[string]*Target
+	failOpen bool
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
-// New builds a group from its configuration and starts its discovery (DNS
-// when configured). Close stops it.
+// New builds a group from its configuration and starts its discovery and
+// health checks. Close stops them.
 func New(cfg config.TargetGroup, log *slog.Logger) *Group {
-	g := &Group{Config: cfg, Pool: upstream.New(cfg), log: log.With("targetGroup", cfg.Name)}
-	g.SetEndpoints(cfg.Endpoints)
 	ctx, cancel := context.WithCancel(context.Background())
-	g.cancel = cancel
-	g.done = make(chan struct{})
+	g := &Group{Config: cfg, Pool: upstream.New(cfg), log: log.With("targetGroup", cfg.Name),
+		targets: map[string]*Target{}, draining: map[string]*Target{}, ctx: ctx, cancel: cancel}
+	g.SetEndpoints(cfg.Endpoints)
 	if cfg.DNS != nil {
+		g.wg.Add(1)
 		go func() {
-			defer close(g.done)
+			defer g.wg.Done()
 			dns.Watch(ctx, *cfg.DNS, net.DefaultResolver, g.log, g.SetEndpoints)
 		}()
-	} else {
-		close(g.done)
 	}
 	return g
 }
@@ -89,61 +67,208 @@ func New(cfg config.TargetGroup, log *slog.Logger) *Group {
 // Name is "namespace/service:port".
 func (g *Group) Name() string { return g.Config.Name }
 
-// SetEndpoints replaces the group's targets. Targets whose address stays
-// keep their counters. Endpoints that are not ready or are terminating get
-// no new requests.
+// SetEndpoints replaces the group's endpoints. Targets that stay keep
+// their health and counters; new ones start "initial" and are checked at
+// once; endpoints that left (or turned terminating) drain: no new
+// requests, in-flight ones finish until the deregistration delay.
 func (g *Group) SetEndpoints(eps []config.Endpoint) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	old := map[string]*Target{}
-	if s := g.set.Load(); s != nil {
-		for _, t := range s.all {
-			old[t.Addr] = t
-		}
+	if g.ctx.Err() != nil {
+		return
 	}
-	next := &targetSet{}
-	var ready []*Target
+	seen := map[string]bool{}
 	for _, ep := range eps {
 		addr := net.JoinHostPort(ep.Address, strconv.Itoa(ep.Port))
-		t := old[addr]
+		if seen[addr] {
+			continue
+		}
+		seen[addr] = true
+		if ep.Terminating {
+			if t := g.targets[addr]; t != nil {
+				g.startDrainLocked(t)
+			}
+			continue
+		}
+		t := g.targets[addr]
 		if t == nil {
-			t = &Target{Addr: addr, Conns: upstream.NewConns(addr, g.Config.Protocol == config.ProtocolHTTPS)}
+			// A target back before its drain finished is registered anew;
+			// the old one finishes draining its own connections.
+			delete(g.draining, addr)
+			t = g.newTargetLocked(addr, ep)
+			g.targets[addr] = t
 		}
-		delete(old, addr)
 		t.Endpoint = ep
-		next.all = append(next.all, t)
-		if ep.Ready && !ep.Terminating {
-			ready = append(ready, t)
+		if !ep.Ready {
+			t.setStateLocked(StateUnhealthy, "Target.NotReady", "endpoint not ready")
 		}
 	}
-	next.picker = roundrobin.New(ready)
-	g.set.Store(next)
-	// Targets that left take no new streams; their connections close once
-	// the streams in flight end.
-	for _, t := range old {
-		t.Conns.Close()
+	for addr, t := range g.targets {
+		if !seen[addr] {
+			g.startDrainLocked(t)
+		}
 	}
-	g.log.Debug("targets updated", "targets", len(next.all), "ready", len(ready))
+	g.rebuildLocked()
+}
+
+func (g *Group) newTargetLocked(addr string, ep config.Endpoint) *Target {
+	t := &Target{Addr: addr, Endpoint: ep, g: g,
+		Conns: upstream.NewConns(addr, g.Config.Protocol == config.ProtocolHTTPS)}
+	t.st.Store(&stateInfo{state: StateInitial, reason: "Elb.InitialHealthChecking", since: time.Now()})
+	ctx, cancel := context.WithCancel(g.ctx)
+	t.stop = cancel
+	p := health.NewProber(g.Config.HealthCheck, ep.Address, ep.Port)
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		health.Loop(ctx, p, g.Config.HealthCheck, t.activeResult)
+	}()
+	return t
+}
+
+// startDrainLocked stops new requests to t and closes its connections
+// once its requests end or the deregistration delay runs out.
+func (g *Group) startDrainLocked(t *Target) {
+	delete(g.targets, t.Addr)
+	if _, ok := g.draining[t.Addr]; ok {
+		return
+	}
+	g.draining[t.Addr] = t
+	t.stop()
+	t.setStateLocked(StateDraining, "Target.DeregistrationInProgress", "")
+	ctx, cancel := context.WithTimeout(g.ctx, g.Config.DeregistrationDelay)
+	t.drainCancel = cancel
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		defer cancel()
+		t.Conns.Close() // no new streams; closes as the last one ends
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for t.InFlight.Load() > 0 {
+			select {
+			case <-ctx.Done():
+				if g.ctx.Err() == nil && ctx.Err() == context.DeadlineExceeded {
+					g.log.Warn("deregistration delay over; closing the target's connections", "target", t.Addr, "inFlight", t.InFlight.Load())
+					t.Conns.Abort()
+				}
+				g.finishDrain(t)
+				return
+			case <-tick.C:
+			}
+		}
+		g.finishDrain(t)
+	}()
+}
+
+func (g *Group) finishDrain(t *Target) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.draining[t.Addr] == t {
+		delete(g.draining, t.Addr)
+		g.rebuildLocked()
+	}
+}
+
+// rebuildLocked makes a new target set from the current states.
+func (g *Group) rebuildLocked() {
+	next := &targetSet{}
+	var healthy, candidates []*Target
+	for _, t := range g.targets {
+		next.all = append(next.all, t)
+		s := t.st.Load().state
+		if s == StateHealthy {
+			healthy = append(healthy, t)
+		}
+		if t.Endpoint.Ready {
+			candidates = append(candidates, t)
+		}
+	}
+	for _, t := range g.draining {
+		next.all = append(next.all, t)
+	}
+	sortTargets(next.all)
+	sortTargets(healthy)
+	sortTargets(candidates)
+	if len(healthy) == 0 && len(candidates) > 0 {
+		// Fail open, as the ALB: with no healthy target, every registered
+		// one gets traffic rather than none.
+		next.failOpen = true
+		healthy = candidates
+	}
+	if next.failOpen != g.failOpen {
+		g.failOpen = next.failOpen
+		if next.failOpen {
+			g.log.Warn("no healthy target; failing open to every registered target", "targets", len(candidates))
+		} else {
+			g.log.Info("healthy targets again; fail-open ended", "healthy", len(healthy))
+		}
+	}
+	next.picker = roundrobin.New(healthy)
+	g.set.Store(next)
+}
+
+// CountRequest earns the retry budget a fifth of a retry: retries add at
+// most 20 % to the load (and a burst of at most 10).
+func (g *Group) CountRequest() {
+	if g.retryTokens.Add(200) > 10000 {
+		g.retryTokens.Store(10000)
+	}
+}
+
+// TakeRetry spends one retry from the budget, if there is one.
+func (g *Group) TakeRetry() bool {
+	for {
+		v := g.retryTokens.Load()
+		if v < 1000 {
+			return false
+		}
+		if g.retryTokens.CompareAndSwap(v, v-1000) {
+			return true
+		}
+	}
 }
 
 // Pick chooses the target for one request; ok is false when the group has
-// no ready target.
+// no target to send it to.
 func (g *Group) Pick() (*Target, bool) {
 	return g.set.Load().picker.Pick()
 }
 
-// Targets lists every target, ready or not.
+// PickOther chooses a target other than avoid (for a retry), falling back
+// to avoid itself only when it is the only one.
+func (g *Group) PickOther(avoid *Target) (*Target, bool) {
+	p := g.set.Load().picker
+	for i := 0; i < p.Len(); i++ {
+		t, ok := p.Pick()
+		if !ok {
+			return nil, false
+		}
+		if t != avoid {
+			return t, true
+		}
+	}
+	return p.Pick()
+}
+
+// FailingOpen reports whether the group has no healthy target.
+func (g *Group) FailingOpen() bool { return g.set.Load().failOpen }
+
+// Targets lists every target, registered or draining.
 func (g *Group) Targets() []*Target {
 	return g.set.Load().all
 }
 
-// Close stops discovery and releases upstream connections as their
-// streams end.
+// Close stops discovery and health checks and releases upstream
+// connections as their streams end.
 func (g *Group) Close() {
+	g.mu.Lock()
 	g.cancel()
-	<-g.done
+	all := append([]*Target(nil), g.set.Load().all...)
+	g.mu.Unlock()
+	g.wg.Wait()
 	g.Pool.Close()
-	for _, t := range g.set.Load().all {
+	for _, t := range all {
 		t.Conns.Close()
 	}
 }

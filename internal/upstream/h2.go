@@ -144,6 +144,21 @@ func (cs *Conns) Close() {
 	}
 }
 
+// Abort fails every stream in flight and closes the connections (a
+// deregistration delay ran out).
+func (cs *Conns) Abort() {
+	cs.Close()
+	cs.mu.Lock()
+	conns := make([]*Conn, 0, len(cs.all))
+	for c := range cs.all {
+		conns = append(conns, c)
+	}
+	cs.mu.Unlock()
+	for _, c := range conns {
+		c.fail(fmt.Errorf("target %s deregistered: deregistration delay over", cs.addr), false)
+	}
+}
+
 // Active is the number of streams in flight to this target.
 func (cs *Conns) Active() int {
 	cs.mu.Lock()

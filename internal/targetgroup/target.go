@@ -1,0 +1,169 @@
+package targetgroup
+
+import (
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/l7lb/l7lb/internal/config"
+	"github.com/l7lb/l7lb/internal/health"
+	"github.com/l7lb/l7lb/internal/upstream"
+)
+
+// Target states, as the ALB names them.
+const (
+	StateInitial   = "initial"
+	StateHealthy   = "healthy"
+	StateUnhealthy = "unhealthy"
+	StateDraining  = "draining"
+	StateUnused    = "unused"
+)
+
+// Passive health: consecutive failures that eject a target, and the
+// back-off, doubled on each ejection in a row.
+const (
+	ejectAfter    = 5
+	ejectBase     = 10 * time.Second
+	ejectMax      = 5 * time.Minute
+	maxEjectRatio = 0.5
+)
+
+// reasonEjected marks a target that passive health took out.
+const reasonEjected = "Target.OutlierEjected"
+
+type stateInfo struct {
+	state, reason, detail string
+	since                 time.Time
+}
+
+// Target is one endpoint of a group.
+type Target struct {
+	// Addr is "host:port", ready to dial.
+	Addr     string
+	Endpoint config.Endpoint
+	// InFlight counts requests currently forwarded to this target.
+	InFlight atomic.Int64
+	// Served counts requests forwarded to this target.
+	Served atomic.Uint64
+	// Conns are the multiplexed HTTP/2 connections that the data plane
+	// forwards gRPC over.
+	Conns *upstream.Conns
+
+	g           *Group
+	st          atomic.Pointer[stateInfo]
+	stop        func() // stops the health checks
+	drainCancel func()
+
+	// Under g.mu:
+	okRun, failRun int       // consecutive active results
+	passiveFails   atomic.Int32
+	ejections      int
+	ejectedUntil   time.Time
+}
+
+// State reports the target's state (ALB names), the reason with what was
+// seen, and since when.
+func (t *Target) State() (state, reason string, since time.Time) {
+	s := t.st.Load()
+	reason = s.reason
+	if s.detail != "" {
+		reason += ": " + s.detail
+	}
+	return s.state, reason, s.since
+}
+
+func (t *Target) setStateLocked(state, reason, detail string) {
+	cur := t.st.Load()
+	if cur.state == state && cur.reason == reason && cur.detail == detail {
+		return
+	}
+	since := time.Now()
+	if cur.state == state {
+		since = cur.since
+	}
+	t.st.Store(&stateInfo{state: state, reason: reason, detail: detail, since: since})
+	if cur.state != state {
+		t.g.log.Info("target "+state, "target", t.Addr, "reason", reason, "detail", detail, "was", cur.state)
+	}
+}
+
+// activeResult applies one health check result with the thresholds.
+func (t *Target) activeResult(r health.Result) {
+	g := t.g
+	hc := g.Config.HealthCheck
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.draining[t.Addr] == t || g.targets[t.Addr] != t {
+		return
+	}
+	before := t.st.Load().state
+	if r.OK {
+		t.okRun++
+		t.failRun = 0
+		// An ejected target comes back through the checks, but not before
+		// its back-off is over.
+		if before != StateHealthy && t.okRun >= hc.HealthyThreshold && time.Now().After(t.ejectedUntil) && t.Endpoint.Ready {
+			t.setStateLocked(StateHealthy, "", "")
+			t.passiveFails.Store(0)
+		}
+	} else {
+		t.failRun++
+		t.okRun = 0
+		if before == StateInitial || (before == StateHealthy && t.failRun >= hc.UnhealthyThreshold) ||
+			(before == StateUnhealthy && t.st.Load().reason != reasonEjected) {
+			if before == StateInitial && t.failRun < hc.UnhealthyThreshold {
+				t.setStateLocked(StateInitial, "Elb.InitialHealthChecking", r.Reason+": "+r.Detail)
+			} else {
+				t.setStateLocked(StateUnhealthy, r.Reason, r.Detail)
+			}
+		}
+	}
+	if t.st.Load().state != before {
+		g.rebuildLocked()
+	}
+}
+
+// Succeeded reports a request the target answered (passive health).
+func (t *Target) Succeeded() {
+	if t.passiveFails.Load() != 0 {
+		t.passiveFails.Store(0)
+	}
+}
+
+// Failed reports a request that failed because of the target: its
+// connection failed, it reset the stream before answering, or it answered
+// ServiceNotReady. Enough in a row eject it for a while; it comes back
+// through the active checks.
+func (t *Target) Failed(why string) {
+	if t.passiveFails.Add(1) < ejectAfter {
+		return
+	}
+	g := t.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.targets[t.Addr] != t || t.st.Load().state != StateHealthy {
+		return
+	}
+	// At most half of a group is ejected at once.
+	ejected := 0
+	for _, o := range g.targets {
+		if o.st.Load().reason == reasonEjected {
+			ejected++
+		}
+	}
+	if float64(ejected+1) > maxEjectRatio*float64(len(g.targets)) {
+		return
+	}
+	t.ejections++
+	backoff := min(ejectBase<<min(t.ejections-1, 10), ejectMax)
+	t.ejectedUntil = time.Now().Add(backoff)
+	t.okRun = 0
+	t.passiveFails.Store(0)
+	t.setStateLocked(StateUnhealthy, reasonEjected, why+"; ejected for "+backoff.String())
+	g.rebuildLocked()
+}
+
+func sortTargets(ts []*Target) {
+	slices.SortFunc(ts, func(a, b *Target) int { return strings.Compare(a.Addr, b.Addr) })
+}
