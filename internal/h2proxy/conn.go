@@ -29,15 +29,15 @@ type serverConn struct {
 	clientAddr string
 
 	// reader
-	fr    *http2.Framer
-	hr    *frameio.HeaderReader
-	batch *frameio.Batch
-	req             request
-	pings           floodCounter
-	settings        floodCounter
-	resets          floodCounter
-	emptyData       floodCounter
-	priority        floodCounter
+	fr        *http2.Framer
+	hr        *frameio.HeaderReader
+	batch     *frameio.Batch
+	req       request
+	pings     floodCounter
+	settings  floodCounter
+	resets    floodCounter
+	emptyData floodCounter
+	priority  floodCounter
 
 	// under w's lock
 	lastID      uint32

@@ -56,7 +56,7 @@ type Target struct {
 	drainCancel func()
 
 	// Under g.mu:
-	okRun, failRun int       // consecutive active results
+	okRun, failRun int // consecutive active results
 	passiveFails   atomic.Int32
 	ejections      int
 	ejectedUntil   time.Time
