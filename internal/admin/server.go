@@ -150,7 +150,7 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	mux.Handle("/", dashboard()) // FileServer answers 405 to writes
+	mux.Handle("/", dashboard())
 	return mux
 }
 
