@@ -29,6 +29,7 @@ type serveFlags struct {
 	addrFile     string
 	drain        time.Duration
 	idle         time.Duration
+	obs          observabilityFlags // issue 5: --admin, --pprof, --access-log (observability.go)
 }
 
 func (sf *serveFlags) register(fs *flag.FlagSet) {
@@ -45,6 +46,7 @@ func (sf *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&sf.idle, "idle-timeout", 60*time.Second, "close client connections without streams after this long")
 	fs.StringVar(&sf.log.level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&sf.log.format, "log-format", "text", "text or json")
+	sf.obs.register(fs)
 }
 
 // bindFunc maps listeners to addresses, honouring --listen overrides.
@@ -114,12 +116,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		defer stop()
 	}
-	rt := runtime.New(runtime.Options{Log: log, Certs: store, Bind: bind, IdleTimeout: sf.idle})
+	// Observability (issue 5): metrics, access log, admin API.
+	obs, err := sf.obs.setup(log, stdout, store, sf.source.classes.values)
+	if err != nil {
+		log.Error("cannot set up observability", "error", err)
+		return 1
+	}
+	defer obs.shutdown()
+	rt := runtime.New(runtime.Options{Log: log, Certs: store, Bind: bind, IdleTimeout: sf.idle, Observer: obs.Observer()})
 	if err := rt.Apply(snap); err != nil {
 		log.Error("cannot start serving", "error", err)
 		return 1
 	}
 	describe(log, rt, store)
+	if err := obs.start(rt); err != nil {
+		log.Error("cannot start the admin listener", "error", err)
+		return 1
+	}
 	if sf.addrFile != "" {
 		if err := writeAddrFile(sf.addrFile, rt); err != nil {
 			log.Error("cannot write --addr-file", "error", err)
