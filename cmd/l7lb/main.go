@@ -25,6 +25,7 @@ func commands() []command {
 		{"demo", "run the seed end to end on loopback: test Milvus, certificate, Ingress, SDK", runDemo},
 		{"cert", "local certificate store: import, list, describe, delete", runCert},
 		{"testserver", "run a Milvus-compatible test cluster (for tests and benchmarks)", runTestServer},
+		{"status", "show a running l7lb's Ingresses and targets (from its admin API)", runStatus},
 		{"version", "print the version", runVersion},
 	}
 }
