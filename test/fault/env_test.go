@@ -409,6 +409,35 @@ func (e *inproc) waitStateSince(i int, want string, since time.Time, d time.Dura
 	}
 }
 
+// watchState records replica i's state changes from since on; the
+// returned func stops the watch and describes them.
+func (e *inproc) watchState(i int, since time.Time) func() string {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var changes []string
+	go func() {
+		defer close(done)
+		prev := ""
+		for {
+			s, r := e.state(i)
+			if cur := s + " " + r; cur != prev {
+				prev = cur
+				changes = append(changes, fmt.Sprintf("+%v %s %q", time.Since(since).Round(time.Millisecond), s, r))
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	return func() string {
+		close(stop)
+		<-done
+		return strings.Join(changes, " -> ")
+	}
+}
+
 // proc is l7lb running as its own process (the signal and file cases).
 type proc struct {
 	*backend

@@ -11,7 +11,7 @@
 // delay, so it needs little CPU).
 //
 //	go test -count=1 -v ./test/fault/
-//	L7LB_FAULT_DURATION=6s go test -count=1 -v -run 'Fault/b' ./test/fault/
+//	L7LB_FAULT_DURATION=6s go test -count=1 -v -run 'TestFault/^b' ./test/fault/
 //
 // The l7lb binary for the process cases (d, g, h) is built from
 // ./cmd/l7lb once, or taken from $L7LB_BINARY.
