@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,7 +87,7 @@ func TestSeedStepsAsProcesses(t *testing.T) {
 	ingFile := filepath.Join(dir, "ingress.yaml")
 	os.WriteFile(ingFile, ing, 0o644)
 	addrFile := filepath.Join(dir, "addrs.json")
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	serve := l7lb(ctx, "serve", "-f", ingFile, "--store", store,
 		"--endpoints", "milvus/milvus-demo="+strings.Join(cluster.Addrs(), ","),
 		"--listen", "443=127.0.0.1:0", "--addr-file", addrFile, "--drain-timeout", "5s")
@@ -126,7 +127,7 @@ func TestSeedStepsAsProcesses(t *testing.T) {
 	}
 }
 
-func waitAddr(t *testing.T, file, port string, stderr *bytes.Buffer) string {
+func waitAddr(t *testing.T, file, port string, stderr fmt.Stringer) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {

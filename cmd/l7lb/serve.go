@@ -139,7 +139,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 1
 		}
 	}
+	rl := &reloader{source: &sf.source, store: store, rt: rt, log: log}
+	if obs.Admin != nil {
+		rl.onResult = obs.Admin.RecordReload
+	}
+	rctx, stopReload := context.WithCancel(ctx)
+	defer stopReload()
+	go rl.run(rctx, time.Second)
+
 	<-ctx.Done()
+	// Readiness turns not-ready first, so that whatever routes to l7lb
+	// stops sending new connections while the existing ones drain.
+	if obs.Admin != nil {
+		obs.Admin.SetReady(false)
+	}
 	log.Info("shutting down: no new connections; draining in-flight requests", "timeout", sf.drain)
 	sctx, cancel := context.WithTimeout(context.Background(), sf.drain)
 	defer cancel()

@@ -45,7 +45,8 @@ type serverConn struct {
 	sendWin     int64
 	initSendWin int64
 	blocked     []*stream
-	goingAway   bool
+	goingAway   bool // final GOAWAY sent: new streams are refused
+	draining    bool // first GOAWAY of a graceful close sent
 	idleTimer   *time.Timer
 
 	recvOwed atomic.Int64 // connection-level window owed to the client
@@ -234,6 +235,9 @@ func (sc *serverConn) process(f http2.Frame) error {
 		return sc.onSettings(f)
 	case *http2.PingFrame:
 		if f.IsAck() {
+			if f.Data == drainPing {
+				sc.finalGoAway()
+			}
 			return nil
 		}
 		// gRPC clients send a PING for bandwidth estimation after data
@@ -487,7 +491,7 @@ func (sc *serverConn) armIdleLocked() {
 
 func (sc *serverConn) idle() {
 	sc.w.Lock()
-	if len(sc.streams) > 0 || sc.goingAway {
+	if len(sc.streams) > 0 || sc.goingAway || sc.draining {
 		sc.w.Unlock()
 		return
 	}
@@ -498,9 +502,30 @@ func (sc *serverConn) idle() {
 	sc.w.Kick()
 }
 
-// goAway starts a graceful close: streams already opened finish, new ones
-// are refused.
+// drainPing is the PING payload of a graceful close's first phase.
+var drainPing = [8]byte{'l', '7', 'l', 'b', 'd', 'r', 'a', 'i'}
+
+// goAway starts a graceful close in two phases (RFC 9113 §6.8): a GOAWAY
+// with the largest stream ID tells the client to stop opening streams
+// while requests it already sent still arrive; after a PING round trip
+// (or a second) the final GOAWAY names the last stream l7lb will serve.
+// Streams opened before it finish.
 func (sc *serverConn) goAway() {
+	sc.w.Lock()
+	if sc.draining || sc.goingAway {
+		sc.w.Unlock()
+		return
+	}
+	sc.draining = true
+	sc.w.AppendGoAway(1<<31-1, http2.ErrCodeNo, "shutting down")
+	sc.w.AppendPing(false, drainPing)
+	sc.w.Unlock()
+	sc.w.Kick()
+	time.AfterFunc(time.Second, sc.finalGoAway)
+}
+
+// finalGoAway is the second phase of goAway.
+func (sc *serverConn) finalGoAway() {
 	sc.w.Lock()
 	if !sc.goingAway {
 		sc.goingAway = true

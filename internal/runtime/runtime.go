@@ -227,8 +227,12 @@ func (rt *Runtime) listen(l config.Listener, bind string, cs *listener.CertSet) 
 		return rt.empty
 	}
 	secure := l.Protocol == config.ProtocolHTTPS
+	idle := rt.opts.IdleTimeout
+	if l.IdleTimeout > 0 {
+		idle = l.IdleTimeout // load-balancer-attributes idle_timeout.timeout_seconds
+	}
 	h := proxy.NewHandler(port, secure, routes, rt.opts.Log)
-	h2 := h2proxy.New(h2proxy.Options{Routes: routes, Fallback: h, Port: port, Secure: secure, Log: rt.opts.Log, IdleTimeout: rt.opts.IdleTimeout, Observer: rt.opts.Observer})
+	h2 := h2proxy.New(h2proxy.Options{Routes: routes, Fallback: h, Port: port, Secure: secure, Log: rt.opts.Log, IdleTimeout: idle, Observer: rt.opts.Observer})
 	// Observability (issue 5): HTTP/1.1 requests are reported by a wrapper
 	// (h2proxy reports HTTP/2 streams); an Observer that also counts
 	// connections and TLS handshakes gets a listener.Events per port.
@@ -236,7 +240,7 @@ func (rt *Runtime) listen(l config.Listener, bind string, cs *listener.CertSet) 
 	if src, ok := rt.opts.Observer.(interface{ ListenerEvents(int) listener.Events }); ok {
 		events = src.ListenerEvents(port)
 	}
-	ln, err := listener.Listen(listener.Options{Addr: bind, Certs: certs, Handler: proxy.Observed(h, port, rt.opts.Observer), H2: h2, Log: rt.opts.Log, IdleTimeout: rt.opts.IdleTimeout, Events: events})
+	ln, err := listener.Listen(listener.Options{Addr: bind, Certs: certs, Handler: proxy.Observed(h, port, rt.opts.Observer), H2: h2, Log: rt.opts.Log, IdleTimeout: idle, Events: events})
 	if err != nil {
 		return nil, fmt.Errorf("listener %d (%s): %w", port, l.Protocol, err)
 	}
