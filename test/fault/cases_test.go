@@ -1,6 +1,7 @@
 package fault
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -235,6 +236,37 @@ func caseD(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	leftInFlight := be.inFlight[victim].Load()
+	if _, body, err := p.adminGet("/api/v1/targetgroups"); err == nil {
+		var groups []struct {
+			Targets []struct {
+				Address, State, Reason string
+				InFlight               int64
+			}
+		}
+		if json.Unmarshal([]byte(body), &groups) == nil {
+			var ts []string
+			for _, g := range groups {
+				for _, x := range g.Targets {
+					ts = append(ts, fmt.Sprintf("%s %s %q inFlight=%d", x.Address, x.State, x.Reason, x.InFlight))
+				}
+			}
+			t.Logf("admin targets after the removal (victim %s): %s", be.cluster.Addrs()[victim], strings.Join(ts, "; "))
+		}
+	}
+	// No new RPC may reach the victim once the new configuration is in.
+	if line, ok := p.logs.waitLine(logOff, time.Second, func(s string) bool { return strings.Contains(s, "configuration reloaded") }); ok {
+		if i := strings.Index(line, "time="); i >= 0 {
+			if ts, err := time.Parse(time.RFC3339Nano, strings.Fields(line[i+5:])[0]); err == nil {
+				reloadAfter := ts.Sub(tFault)
+				t.Logf("reload applied %v after the file change; victim's last new RPC %v after the change", reloadAfter.Round(time.Millisecond), lastNew.Round(time.Millisecond))
+				if lastNew > reloadAfter+100*time.Millisecond {
+					t.Errorf("the removed replica got a new RPC %v after the reload was applied", lastNew-reloadAfter)
+				}
+			}
+		}
+	} else {
+		t.Errorf("no \"configuration reloaded\" line after the EndpointSlice change")
+	}
 	reloadLines := p.logs.linesSince(logOff, nil)
 	sleepUntil(l.started.Add(max(d, tFault.Sub(l.started)+3*time.Second)))
 	// Still serving after the change.
@@ -428,16 +460,49 @@ func caseG(t *testing.T) {
 	l := startLoad(t, "g", p.addr, p.certs.ca.Pool(), base, loadOptions{searchers: 8, inserters: 4})
 
 	sleepUntil(l.started.Add(d))
+	// /readyz must turn not-ready first (issue: before no new connections).
+	code0, _, _ := p.adminGet("/readyz")
+	var notReadyAt atomic.Int64 // ns after SIGTERM of the first non-200 answer
+	var readyzAnswered503 atomic.Bool
+	readyzDone := make(chan struct{})
+	var tSig time.Time
+	sigSent := make(chan struct{})
+	go func() {
+		defer close(readyzDone)
+		<-sigSent
+		for i := 0; i < 2000 && p.running(); i++ {
+			code, _, err := p.adminGet("/readyz")
+			if err != nil || code != 200 {
+				notReadyAt.Store(int64(time.Since(tSig)))
+				readyzAnswered503.Store(err == nil && code == 503)
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
 	backendInFlight := be.inFlight[0].Load() + be.inFlight[1].Load() + be.inFlight[2].Load()
-	tSig := time.Now()
+	tSig = time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // checked by the exit
+	close(sigSent)
 	exitedIn := time.Duration(-1)
 	select {
 	case <-p.exited:
 		exitedIn = time.Since(tSig)
 	case <-time.After(drain + 10*time.Second):
 	}
+	<-readyzDone
 	recs, ty, rw := finish(t, l, be)
+	var firstRefused time.Duration = -1
+	for _, r := range recs {
+		if !r.start.Before(tSig) && r.err != nil && (firstRefused < 0 || r.end.Sub(tSig) < firstRefused) {
+			firstRefused = r.end.Sub(tSig)
+		}
+	}
+	t.Logf("/readyz: %d before SIGTERM; first not-ready answer %v after it (503=%v); first client RPC refused %v after it",
+		code0, time.Duration(notReadyAt.Load()).Round(time.Microsecond), readyzAnswered503.Load(), firstRefused.Round(time.Microsecond))
+	if p.admin != "" && !readyzAnswered503.Load() {
+		t.Errorf("/readyz never answered 503 between SIGTERM and exit (issue: the readiness endpoint turns not-ready first)")
+	}
 	var inflight, inflightFailed, beforeFailed, afterSent, afterFailed int
 	var samples []string
 	for _, r := range recs {
@@ -503,6 +568,9 @@ func caseH(t *testing.T) {
 	bad1 := strings.Replace(p.ingressText, `healthcheck-interval-seconds: "2"`, `healthcheck-interval-seconds: "0"`, 1)
 	writeFileAtomic(t, p.ingressFile, bad1)
 	line1, ok1 := p.logs.waitLine(off1, 10*time.Second, isProblem("healthcheck-interval-seconds"))
+	if _, body, err := p.adminGet("/api/v1/reload"); err == nil {
+		t.Logf("/api/v1/reload after the bad value: %s", body)
+	}
 	// 2: not YAML at all, then SIGHUP.
 	sleepUntil(l.started.Add(2 * d / 3))
 	off2 := p.logs.Len()
@@ -511,6 +579,9 @@ func caseH(t *testing.T) {
 		p.cmd.Process.Signal(syscall.SIGHUP) //nolint:errcheck // checked below
 	}
 	line2, ok2 := p.logs.waitLine(off2, 10*time.Second, isProblem("ingress.yaml"))
+	if _, body, err := p.adminGet("/api/v1/reload"); err == nil {
+		t.Logf("/api/v1/reload after broken YAML + SIGHUP: %s", body)
+	}
 	sleepUntil(l.started.Add(d))
 	stillRunning := p.running()
 	addrAfter, _ := os.ReadFile(p.addrFile)

@@ -6,8 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -449,6 +451,7 @@ type proc struct {
 	ingressFile string
 	slicesFile  string
 	logs        *logBuf
+	admin       string // the admin listener (JSON API, /readyz), "" if not found
 	exited      chan struct{}
 	exitErr     error
 	ingressText string
@@ -473,7 +476,7 @@ func startProcess(t *testing.T, be *backend, o procOptions) *proc {
 	writeFileAtomic(t, p.ingressFile, p.ingressText)
 	p.addrFile = filepath.Join(dir, "addrs.json")
 	args := []string{"serve", "-f", p.ingressFile, "--store", cs.storeDir,
-		"--listen", "443=127.0.0.1:0", "--addr-file", p.addrFile, "--log-level", "info"}
+		"--listen", "443=127.0.0.1:0", "--addr-file", p.addrFile, "--log-level", "info", "--admin", "127.0.0.1:0"}
 	if o.slices {
 		p.slicesFile = filepath.Join(dir, "endpoints.yaml")
 		writeFileAtomic(t, p.slicesFile, endpointSlicesYAML(be.addrMap()))
@@ -527,7 +530,31 @@ func startProcess(t *testing.T, be *backend, o procOptions) *proc {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if line, ok := p.logs.waitLine(0, 5*time.Second, func(s string) bool { return strings.Contains(s, "admin: ") && strings.Contains(s, "http://") }); ok {
+		a := line[strings.Index(line, "http://")+len("http://"):]
+		if i := strings.IndexAny(a, "/ \""); i >= 0 {
+			a = a[:i]
+		}
+		p.admin = a
+	} else {
+		t.Logf("no admin listener address in the log; admin checks skipped")
+	}
 	return p
+}
+
+// adminGet fetches path from the admin listener.
+func (p *proc) adminGet(path string) (int, string, error) {
+	if p.admin == "" {
+		return 0, "", fmt.Errorf("no admin listener")
+	}
+	hc := &http.Client{Timeout: 2 * time.Second}
+	resp, err := hc.Get("http://" + p.admin + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, strings.TrimSpace(string(b)), nil
 }
 
 func (p *proc) running() bool {
