@@ -188,6 +188,9 @@ func (c *Controller) sync(ctx context.Context, rt Applier) error {
 		return fmt.Errorf("applying snapshot: %w", err)
 	}
 	c.synced.Add(1)
+	for k, ps := range r.failed {
+		c.log.Warn("Ingress not served as is", "ingress", k, "lastGood", r.served[k] != nil, "problems", joinProblems(ps))
+	}
 	if !c.ready.Swap(true) {
 		c.log.Info("serving", "ingresses", len(r.served))
 	}

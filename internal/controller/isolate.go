@@ -68,19 +68,35 @@ func (c *Controller) translate(v *view) (*result, error) {
 		return r, nil
 	}
 	opts := ingress.Options{Classes: v.classes, KnownCertificate: c.certs.Known}
-	for round := 0; round <= 2*len(v.served)+1; round++ {
+	with := func(keys []string) manifest.Objects {
 		objs := v.objs
 		objs.Ingresses = nil
-		keys := make([]string, 0, len(cand))
-		for k := range cand {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
 		for _, k := range keys {
 			ing := cand[k]
 			objs.Ingresses = append(objs.Ingresses, manifest.Ingress{Source: source("Ingress", ing.Namespace, ing.Name), Object: *ing})
 		}
-		snap, err := ingress.Translate(objs, opts)
+		return objs
+	}
+	// Each Ingress alone first: a broken Ingress also makes the translator
+	// report conflicts on the good Ingresses it shares a target group with,
+	// and only its own solo problems say which one is to blame. A rolled
+	// back version is checked alone too (at most two checks per Ingress).
+	for _, k := range sortedKeys(cand) {
+		for range 2 {
+			if cand[k] == nil {
+				break
+			}
+			_, err := ingress.Translate(with([]string{k}), opts)
+			var ps config.Problems
+			if err == nil || !errors.As(err, &ps) {
+				break
+			}
+			fail(k, ps)
+		}
+	}
+	for round := 0; round <= 2*len(v.served)+1; round++ {
+		keys := sortedKeys(cand)
+		snap, err := ingress.Translate(with(keys), opts)
 		if err == nil {
 			r.snap = snap
 			for _, k := range keys {
@@ -102,6 +118,15 @@ func (c *Controller) translate(v *view) (*result, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: no progress after %d rounds", errUnattributable, 2*len(v.served)+1)
+}
+
+func sortedKeys(m map[string]*networkingv1.Ingress) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // attribute maps problems to the Ingresses they concern: by the object
