@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -215,6 +216,25 @@ func TestDashboardShowsTargetHealth(t *testing.T) {
 		t.Errorf("certificates on the page: %q (%v)", certText, err)
 	}
 	saveScreenshot(t, browser, "dashboard.png")
+
+	// The same picture from the command line and in the metrics.
+	out, err := exec.CommandContext(ctx, binary, "status", "--admin", adminAddr).CombinedOutput()
+	flat := strings.Join(strings.Fields(string(out)), " ")
+	if err != nil || !strings.Contains(flat, "milvus/milvus-demo alb milvus-demo.milvus.io") || !strings.Contains(flat, victim.Addr()+" unhealthy") {
+		t.Errorf("l7lb status (%v):\n%s", err, out)
+	}
+	t.Logf("l7lb status:\n%s", out)
+	resp, err := http.Get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`grpc_method="ShowCollections"`, `l7lb_tls_handshakes_total{listener="443",tls_version="1.3"}`, `l7lb_target_health_state{state="unhealthy",target="` + victim.Addr() + `",target_group="milvus/milvus-demo:19530"} 1`, `l7lb_client_connections{listener="443"} 1`} {
+		if !bytes.Contains(metrics, []byte(want)) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 
 	stopLoad()
 	wg.Wait()
