@@ -24,6 +24,7 @@ func commands() []command {
 		{"validate", "check -f files the way serve would, without serving", runValidate},
 		{"demo", "run the seed end to end on loopback: test Milvus, certificate, Ingress, SDK", runDemo},
 		{"cert", "local certificate store: import, list, describe, delete", runCert},
+		{"controller", "the in-cluster Ingress controller: watch Ingresses, serve them, write their status", runController},
 		{"testserver", "run a Milvus-compatible test cluster (for tests and benchmarks)", runTestServer},
 		{"status", "show a running l7lb's Ingresses and targets (from its admin API)", runStatus},
 		{"version", "print the version", runVersion},

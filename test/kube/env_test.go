@@ -117,7 +117,7 @@ func (b *backend) setSlice(t *testing.T, ctx context.Context, i int, ready bool)
 	p32 := int32(port)
 	term := !ready
 	es := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Namespace: "milvus", Name: sliceName(i), Labels: map[string]string{discoveryv1.LabelServiceName: "milvus-demo"}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "milvus", Name: sliceName(i), Labels: map[string]string{discoveryv1.LabelServiceName: "milvus-demo"}},
 		// The API server refuses loopback IPs in IPv4 EndpointSlices, and
 		// the test backend only listens on loopback. An FQDN slice accepts
 		// "127.0.0.1" (it is a well-formed DNS name of four labels), and
