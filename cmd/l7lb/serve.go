@@ -123,7 +123,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	defer obs.shutdown()
-	rt := runtime.New(runtime.Options{Log: log, Certs: store, Bind: bind, IdleTimeout: sf.idle, Observer: obs.Observer()})
+	rt := runtime.New(runtime.Options{Log: log, Certs: store, Bind: bind, IdleTimeout: sf.idle, Observer: obs.Observer(), GroupEvents: obs.Metrics})
 	if err := rt.Apply(snap); err != nil {
 		log.Error("cannot start serving", "error", err)
 		return 1

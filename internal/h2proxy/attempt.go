@@ -157,6 +157,7 @@ func (st *stream) retry(from *attempt, why string, unprocessed bool) bool {
 	}
 	st.attempts++
 	st.retrying = true
+	g.Events().Retried(g.Name(), why)
 	st.cur = nil
 	st.reqMu.Unlock()
 	from.up.Cancel(http2.ErrCodeCancel)

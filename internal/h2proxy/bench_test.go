@@ -106,7 +106,7 @@ func BenchmarkForwardUnary(b *testing.B) {
 		Name: "ns/svc:19530", Protocol: config.ProtocolHTTP, ProtocolVersion: config.VersionGRPC,
 		MaxMessageBytes: config.DefaultMaxMessageBytes,
 		Endpoints:       []config.Endpoint{{Address: host, Port: p, Ready: true}},
-	}, log)
+	}, log, nil)
 	defer g.Close()
 	table := route.Compile([]config.Rule{{Name: "r", Path: "/", PathType: config.PathPrefix, TargetGroup: "ns/svc:19530"}},
 		func(config.Rule) *targetgroup.Group { return g })

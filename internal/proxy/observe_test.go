@@ -43,7 +43,7 @@ func TestObservedHTTP1(t *testing.T) {
 		Endpoints: []config.Endpoint{{Address: host, Port: p, Ready: true}},
 		// Checks far apart: this test is about the request path.
 		HealthCheck: config.HealthCheck{Protocol: config.ProtocolHTTP, Path: "/", Interval: time.Hour, Timeout: time.Second,
-			HealthyThreshold: 2, UnhealthyThreshold: 2, SuccessCodes: []config.CodeRange{{Lo: 200, Hi: 399}}}}, slog.New(slog.DiscardHandler))
+			HealthyThreshold: 2, UnhealthyThreshold: 2, SuccessCodes: []config.CodeRange{{Lo: 200, Hi: 399}}}}, slog.New(slog.DiscardHandler), nil)
 	defer g.Close()
 	table := route.Compile([]config.Rule{{Name: "milvus/milvus-demo#0", Host: "milvus.example", Path: "/", PathType: config.PathPrefix, TargetGroup: g.Name()}},
 		func(config.Rule) *targetgroup.Group { return g })

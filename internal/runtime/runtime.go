@@ -44,6 +44,8 @@ type Options struct {
 	IdleTimeout time.Duration
 	// Observer sees every finished request (nil: nobody).
 	Observer observe.Observer
+	// GroupEvents hears about ejections, retries and fail-open (nil: nobody).
+	GroupEvents targetgroup.Events
 }
 
 // DefaultBind listens on every interface for internet-facing listeners and
@@ -141,7 +143,7 @@ func (rt *Runtime) Apply(snap *config.Snapshot) error {
 			next.groups[tg.Name] = g
 			continue
 		}
-		g := targetgroup.New(tg, rt.opts.Log)
+		g := targetgroup.New(tg, rt.opts.Log, rt.opts.GroupEvents)
 		created = append(created, g)
 		next.groups[tg.Name] = g
 	}

@@ -29,11 +29,25 @@ type targetSet struct {
 	failOpen bool
 }
 
+// Events hears about what health does to targets (the metrics).
+type Events interface {
+	Ejected(group, target, reason string)
+	Retried(group, reason string)
+	FailedOpen(group string)
+}
+
+type nopEvents struct{}
+
+func (nopEvents) Ejected(string, string, string) {}
+func (nopEvents) Retried(string, string)         {}
+func (nopEvents) FailedOpen(string)              {}
+
 // Group is safe for concurrent use. Pick is lock-free.
 type Group struct {
 	Config config.TargetGroup
 	Pool   *upstream.Pool
 	log    *slog.Logger
+	events Events
 
 	set         atomic.Pointer[targetSet]
 	retryTokens atomic.Int64 // thousandths of a retry
@@ -48,10 +62,13 @@ type Group struct {
 }
 
 // New builds a group from its configuration and starts its discovery and
-// health checks. Close stops them.
-func New(cfg config.TargetGroup, log *slog.Logger) *Group {
+// health checks. Close stops them. events may be nil.
+func New(cfg config.TargetGroup, log *slog.Logger, events Events) *Group {
+	if events == nil {
+		events = nopEvents{}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &Group{Config: cfg, Pool: upstream.New(cfg), log: log.With("targetGroup", cfg.Name),
+	g := &Group{Config: cfg, Pool: upstream.New(cfg), log: log.With("targetGroup", cfg.Name), events: events,
 		targets: map[string]*Target{}, draining: map[string]*Target{}, ctx: ctx, cancel: cancel}
 	g.SetEndpoints(cfg.Endpoints)
 	if cfg.DNS != nil {
@@ -200,6 +217,7 @@ func (g *Group) rebuildLocked() {
 		g.failOpen = next.failOpen
 		if next.failOpen {
 			g.log.Warn("no healthy target; failing open to every registered target", "targets", len(candidates))
+			g.events.FailedOpen(g.Config.Name)
 		} else {
 			g.log.Info("healthy targets again; fail-open ended", "healthy", len(healthy))
 		}
@@ -250,6 +268,9 @@ func (g *Group) PickOther(avoid *Target) (*Target, bool) {
 	}
 	return p.Pick()
 }
+
+// Events is where the group reports health events.
+func (g *Group) Events() Events { return g.events }
 
 // FailingOpen reports whether the group has no healthy target.
 func (g *Group) FailingOpen() bool { return g.set.Load().failOpen }

@@ -161,6 +161,7 @@ func (t *Target) Failed(why string) {
 	t.okRun = 0
 	t.passiveFails.Store(0)
 	t.setStateLocked(StateUnhealthy, reasonEjected, why+"; ejected for "+backoff.String())
+	g.events.Ejected(g.Config.Name, t.Addr, why)
 	g.rebuildLocked()
 }
 
