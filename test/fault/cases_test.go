@@ -134,14 +134,28 @@ func caseB(t *testing.T) {
 	_, reason := e.state(victim)
 	t.Logf("replica-%d NOT_SERVING at +%v; states after %v: %s", victim, tFault.Sub(l.started).Round(time.Millisecond), took.Round(time.Millisecond), e.states())
 
-	end := l.started.Add(max(d, tFault.Sub(l.started)+bound+3*time.Second))
-	sleepUntil(end)
-	_, ty, rw := finish(t, l, be)
+	// Back to SERVING: healthy again within interval x healthy threshold.
+	sleepUntil(l.started.Add(max(3*d/4, tFault.Sub(l.started)+bound+2*time.Second)))
 	close(stopSampler)
 	<-samplerDone
 	last := time.Unix(0, lastChange.Load())
 	stoppedAfter := last.Sub(tFault)
 	afterFault := r.Served() - servedAtFault
+	tBack := time.Now()
+	r.SetServing(true)
+	healthyBound := hcInterval * hcHealthy
+	backTook, backOK := e.waitStateSince(victim, "healthy", tBack, healthyBound+3*slack)
+	servedAtBack := r.Served()
+	sleepUntil(l.started.Add(max(d, time.Since(l.started)+2*time.Second)))
+	servedAfterBack := r.Served() - servedAtBack
+	_, ty, rw := finish(t, l, be)
+	t.Logf("SERVING again: healthy after %v, then served %d RPCs", backTook.Round(time.Millisecond), servedAfterBack)
+	if !backOK || backTook > healthyBound+slack {
+		t.Errorf("replica not healthy %v after it turned SERVING again; want within interval x healthy threshold = %v (+%v): %s", backTook, healthyBound, slack, e.states())
+	}
+	if servedAfterBack == 0 {
+		t.Errorf("replica got no RPC in the 2s after it was healthy again")
+	}
 	report(t, "b", "sent=%d failed=%d rows_lost=%d (%s; %s; victim served %d RPCs after NOT_SERVING, the last %v after it; unhealthy after %v, reason %q)",
 		ty.sent, ty.failed, rw.lost, ty, rw, afterFault, stoppedAfter.Round(time.Millisecond), took.Round(time.Millisecond), reason)
 	checkNoFailures(t, ty)
@@ -548,7 +562,8 @@ func caseG(t *testing.T) {
 }
 
 // h. A broken file is written during load: the old configuration keeps
-// serving, the error is logged (file change and SIGHUP).
+// serving, the error is logged (file change and SIGHUP). Then a good file
+// is taken, and health state survives that reload.
 func caseH(t *testing.T) {
 	d := loadDuration(t)
 	be := startBackend(t, 20*time.Millisecond)
@@ -563,7 +578,7 @@ func caseH(t *testing.T) {
 		}
 	}
 	// 1: a bad annotation value, noticed through the file change.
-	sleepUntil(l.started.Add(d / 3))
+	sleepUntil(l.started.Add(d / 4))
 	off1 := p.logs.Len()
 	bad1 := strings.Replace(p.ingressText, `healthcheck-interval-seconds: "2"`, `healthcheck-interval-seconds: "0"`, 1)
 	writeFileAtomic(t, p.ingressFile, bad1)
@@ -572,7 +587,7 @@ func caseH(t *testing.T) {
 		t.Logf("/api/v1/reload after the bad value: %s", body)
 	}
 	// 2: not YAML at all, then SIGHUP.
-	sleepUntil(l.started.Add(2 * d / 3))
+	sleepUntil(l.started.Add(d / 2))
 	off2 := p.logs.Len()
 	writeFileAtomic(t, p.ingressFile, "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: [broken\n")
 	if p.running() {
@@ -582,7 +597,51 @@ func caseH(t *testing.T) {
 	if _, body, err := p.adminGet("/api/v1/reload"); err == nil {
 		t.Logf("/api/v1/reload after broken YAML + SIGHUP: %s", body)
 	}
-	sleepUntil(l.started.Add(d))
+	// 3: good files again: accepted, and the targets that stay keep their
+	// health state (healthy, not initial) - first a listener-only change
+	// (idle timeout), then a changed health-check interval.
+	goodReload := func(label, content string) {
+		off := p.logs.Len()
+		writeFileAtomic(t, p.ingressFile, content)
+		line, ok := p.logs.waitLine(off, 10*time.Second, func(s string) bool { return strings.Contains(s, "configuration reloaded") })
+		if !ok {
+			t.Errorf("%s: not reloaded within 10s; log since:\n%s", label, tail(strings.Join(p.logs.linesSince(off, nil), "\n"), 10))
+			return
+		}
+		_, body, err := p.adminGet("/api/v1/targetgroups")
+		if err != nil {
+			return
+		}
+		var groups []struct {
+			Targets []struct{ Address, State, Reason string }
+		}
+		if json.Unmarshal([]byte(body), &groups) != nil {
+			return
+		}
+		var states []string
+		bad := 0
+		for _, g := range groups {
+			for _, x := range g.Targets {
+				states = append(states, x.Address+"="+x.State)
+				if x.State != "healthy" {
+					bad++
+				}
+			}
+		}
+		t.Logf("%s: %s; targets right after: %s", label, line, strings.Join(states, " "))
+		if bad > 0 {
+			t.Errorf("%s: %d targets not healthy right after a reload that kept them (%s); issue: health state of targets that stay survives a reload",
+				label, bad, strings.Join(states, " "))
+		}
+		time.Sleep(hcInterval * hcHealthy) // let checks settle before the next step
+	}
+	sleepUntil(l.started.Add(3 * d / 4))
+	idle := strings.Replace(p.ingressText, "{{NOTHING}}", "", 1)
+	idle = strings.Replace(idle, `    alb.ingress.kubernetes.io/scheme: internet-facing`,
+		"    alb.ingress.kubernetes.io/scheme: internet-facing\n    alb.ingress.kubernetes.io/load-balancer-attributes: idle_timeout.timeout_seconds=120", 1)
+	goodReload("reload with a listener-only change", idle)
+	goodReload("reload with healthcheck-interval-seconds 2 -> 3", strings.Replace(idle, `healthcheck-interval-seconds: "2"`, `healthcheck-interval-seconds: "3"`, 1))
+	sleepUntil(l.started.Add(max(d, time.Since(l.started)+2*time.Second)))
 	stillRunning := p.running()
 	addrAfter, _ := os.ReadFile(p.addrFile)
 	_, ty, rw := finish(t, l, be)
