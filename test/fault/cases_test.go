@@ -26,6 +26,14 @@ func TestFault(t *testing.T) {
 	t.Run("h_broken_file", func(t *testing.T) { t.Parallel(); caseH(t) })
 }
 
+// dur prints a measured duration; negative means it never happened.
+func dur(d time.Duration) string {
+	if d < 0 {
+		return "never"
+	}
+	return d.Round(time.Millisecond).String()
+}
+
 // faultOffset is when, after the load starts, the fault happens.
 func faultOffset(d time.Duration) time.Duration {
 	return min(max(3*time.Second, d/4), d/2)
@@ -341,8 +349,8 @@ func caseE(t *testing.T) {
 		}
 		st, reason := e.state(i)
 		t.Logf("replica-%d state changes (from its stop; restart at +%v): %s", i, t1.Sub(t0).Round(time.Millisecond), transitions())
-		steps = append(steps, fmt.Sprintf("replica-%d: graceful stop %v, after restart healthy at %v, traffic back at %v, state at next step %s %q",
-			i, stopped.Round(time.Millisecond), healthy.Round(time.Millisecond), back.Round(time.Millisecond), st, reason))
+		steps = append(steps, fmt.Sprintf("replica-%d: graceful stop %v, after restart healthy at %s, traffic back at %s, state at next step %s %q",
+			i, stopped.Round(time.Millisecond), dur(healthy), dur(back), st, reason))
 		time.Sleep(500 * time.Millisecond)
 	}
 	sleepUntil(l.started.Add(d))
@@ -434,8 +442,8 @@ func caseF(t *testing.T) {
 		}
 	}
 	tyBefore := count(before, l.started)
-	report(t, "f", "sent=%d failed=%d rows_lost=%d (%s; %s; outage %v: %d RPCs failed, max %v, %d not UNAVAILABLE, %d not naming %q; resumed %v after the replicas returned; %d failures after resuming)",
-		ty.sent, ty.failed, rw.lost, ty, rw, tBack.Sub(tDown).Round(time.Millisecond), fails, maxFail.Round(time.Millisecond), notUnavailable, unnamed, group, resumeAfter.Round(time.Millisecond), len(lateFails))
+	report(t, "f", "sent=%d failed=%d rows_lost=%d (%s; %s; outage %v: %d RPCs failed, max %v, %d not UNAVAILABLE, %d not naming %q; resumed %s after the replicas returned; %d failures after resuming)",
+		ty.sent, ty.failed, rw.lost, ty, rw, tBack.Sub(tDown).Round(time.Millisecond), fails, maxFail.Round(time.Millisecond), notUnavailable, unnamed, group, dur(resumeAfter), len(lateFails))
 	t.Logf("states while down: %s; sample failure: %s", statesDown, sample)
 	t.Logf("l7lb log around the outage:\n%s", tail(strings.Join(e.logs.linesSince(0, func(s string) bool {
 		return !strings.Contains(s, "level=DEBUG")
@@ -512,8 +520,8 @@ func caseG(t *testing.T) {
 			firstRefused = r.end.Sub(tSig)
 		}
 	}
-	t.Logf("/readyz: %d before SIGTERM; first not-ready answer %v after it (503=%v); first client RPC refused %v after it",
-		code0, time.Duration(notReadyAt.Load()).Round(time.Microsecond), readyzAnswered503.Load(), firstRefused.Round(time.Microsecond))
+	t.Logf("/readyz: %d before SIGTERM; first not-ready answer %v after it (503=%v); first client RPC refused %s after it",
+		code0, time.Duration(notReadyAt.Load()).Round(time.Microsecond), readyzAnswered503.Load(), dur(firstRefused))
 	if p.admin != "" && !readyzAnswered503.Load() {
 		t.Errorf("/readyz never answered 503 between SIGTERM and exit (issue: the readiness endpoint turns not-ready first)")
 	}
@@ -544,8 +552,8 @@ func caseG(t *testing.T) {
 	if p.cmd.ProcessState != nil {
 		exitCode = p.cmd.ProcessState.ExitCode()
 	}
-	report(t, "g", "sent=%d failed=%d rows_lost=%d (%s; %s; %d client RPCs / %d backend handlers in flight at SIGTERM, %d of them failed; %d RPCs begun before SIGTERM failed; %d sent after SIGTERM (%d refused, expected); exit %d after %v)",
-		ty.sent, ty.failed, rw.lost, ty, rw, inflight, backendInFlight, inflightFailed, beforeFailed, afterSent, afterFailed, exitCode, exitedIn.Round(time.Millisecond))
+	report(t, "g", "sent=%d failed=%d rows_lost=%d (%s; %s; %d client RPCs / %d backend handlers in flight at SIGTERM, %d of them failed; %d RPCs begun before SIGTERM failed; %d sent after SIGTERM (%d refused, expected); exit %d after %s)",
+		ty.sent, ty.failed, rw.lost, ty, rw, inflight, backendInFlight, inflightFailed, beforeFailed, afterSent, afterFailed, exitCode, dur(exitedIn))
 	t.Logf("l7lb log after SIGTERM:\n%s", tail(p.logs.String(), 10))
 	if beforeFailed > 0 {
 		t.Errorf("%d RPCs begun before SIGTERM failed (%d of them in flight at the signal); want 0:\n    %s", beforeFailed, inflightFailed, strings.Join(samples, "\n    "))
