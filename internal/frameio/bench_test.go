@@ -64,7 +64,9 @@ func BenchmarkAppendFrames(b *testing.B) {
 		w.EncodeField("grpc-status", "0")
 		w.EncodeField("grpc-message", "")
 		w.AppendHeaders(1, true)
-		w.buf = w.buf[:0] // what the writer goroutine would have taken
+		bufs, arrs := w.out.take() // what the writer goroutine would have done
+		release(arrs)
+		w.out.giveBack(bufs, arrs)
 		w.control = 0
 		w.Unlock()
 	}

@@ -36,9 +36,9 @@ type Writer struct {
 	conn net.Conn
 
 	mu      sync.Mutex
-	buf     []byte // frames waiting for the writer goroutine
-	spare   []byte
-	control int // control frames in buf
+	out     chunks // frames waiting for the writer goroutine
+	control int    // control frames in out
+	hdr     [9]byte
 	closed  bool
 	err     error
 
@@ -135,28 +135,27 @@ func (w *Writer) run(dial func() (net.Conn, error), ready func(net.Conn)) {
 	}
 	for range w.kick {
 		w.mu.Lock()
-		b := w.buf
-		w.buf = w.spare[:0]
+		bufs, arrs := w.out.take()
 		w.control = 0
 		closed := w.closed
 		w.mu.Unlock()
-		if len(b) > 0 {
+		if len(bufs) > 0 {
 			if w.WriteTimeout > 0 {
 				w.conn.SetWriteDeadline(time.Now().Add(w.WriteTimeout))
 			}
-			if _, err := w.conn.Write(b); err != nil {
+			// One writev on a TCP connection; a TLS connection takes the
+			// pieces one by one, each at least a full TLS record's worth.
+			nb := net.Buffers(bufs)
+			_, err := nb.WriteTo(w.conn)
+			release(arrs)
+			if err != nil {
 				w.fail(err)
 				return
 			}
 		}
 		w.mu.Lock()
-		// Keep a buffer for the next round unless a burst made it huge.
-		if cap(b) <= 1<<20 {
-			w.spare = b[:0]
-		} else {
-			w.spare = nil
-		}
-		more := len(w.buf) > 0
+		w.out.giveBack(bufs, arrs)
+		more := w.out.len() > 0
 		w.mu.Unlock()
 		if closed && !more {
 			return
@@ -243,15 +242,16 @@ func (w *Writer) Err() error {
 }
 
 // Buffered is the number of bytes waiting (under Lock).
-func (w *Writer) Buffered() int { return len(w.buf) }
+func (w *Writer) Buffered() int { return w.out.len() }
 
 // The Append* methods add one frame; call them under Lock. They report
 // false when the writer is closed or the peer let too many control frames
 // pile up (the caller should then close the connection).
 
 func (w *Writer) header(length int, t http2.FrameType, flags http2.Flags, stream uint32) {
-	w.buf = append(w.buf, byte(length>>16), byte(length>>8), byte(length), byte(t), byte(flags),
-		byte(stream>>24)&0x7f, byte(stream>>16), byte(stream>>8), byte(stream))
+	w.hdr = [9]byte{byte(length >> 16), byte(length >> 8), byte(length), byte(t), byte(flags),
+		byte(stream>>24) & 0x7f, byte(stream >> 16), byte(stream >> 8), byte(stream)}
+	w.out.write(w.hdr[:])
 }
 
 func (w *Writer) control1() bool {
@@ -276,7 +276,7 @@ func (w *Writer) AppendData(stream uint32, p []byte, end bool) bool {
 			flags = http2.FlagDataEndStream
 		}
 		w.header(n, http2.FrameData, flags, stream)
-		w.buf = append(w.buf, p[:n]...)
+		w.out.write(p[:n])
 		p = p[n:]
 		if len(p) == 0 {
 			return true
@@ -318,7 +318,7 @@ func (w *Writer) AppendHeaders(stream uint32, end bool) bool {
 			}
 		}
 		w.header(n, t, flags, stream)
-		w.buf = append(w.buf, block[:n]...)
+		w.out.write(block[:n])
 		block = block[n:]
 		first = false
 		if len(block) == 0 {
@@ -339,7 +339,7 @@ func (w *Writer) AppendRST(stream uint32, code http2.ErrCode) bool {
 		return false
 	}
 	w.header(4, http2.FrameRSTStream, 0, stream)
-	w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(code))
+	w.u32(uint32(code))
 	return true
 }
 
@@ -349,7 +349,7 @@ func (w *Writer) AppendWindowUpdate(stream uint32, incr uint32) bool {
 		return false
 	}
 	w.header(4, http2.FrameWindowUpdate, 0, stream)
-	w.buf = binary.BigEndian.AppendUint32(w.buf, incr&0x7fffffff)
+	w.u32(incr & 0x7fffffff)
 	return true
 }
 
@@ -363,7 +363,7 @@ func (w *Writer) AppendPing(ack bool, data [8]byte) bool {
 		flags = http2.FlagPingAck
 	}
 	w.header(8, http2.FramePing, flags, 0)
-	w.buf = append(w.buf, data[:]...)
+	w.out.write(data[:])
 	return true
 }
 
@@ -374,8 +374,10 @@ func (w *Writer) AppendSettings(settings ...http2.Setting) bool {
 	}
 	w.header(6*len(settings), http2.FrameSettings, 0, 0)
 	for _, s := range settings {
-		w.buf = binary.BigEndian.AppendUint16(w.buf, uint16(s.ID))
-		w.buf = binary.BigEndian.AppendUint32(w.buf, s.Val)
+		var b [6]byte
+		binary.BigEndian.PutUint16(b[:], uint16(s.ID))
+		binary.BigEndian.PutUint32(b[2:], s.Val)
+		w.out.write(b[:])
 	}
 	return true
 }
@@ -395,11 +397,17 @@ func (w *Writer) AppendGoAway(lastStream uint32, code http2.ErrCode, debug strin
 		return false
 	}
 	w.header(8+len(debug), http2.FrameGoAway, 0, 0)
-	w.buf = binary.BigEndian.AppendUint32(w.buf, lastStream&0x7fffffff)
-	w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(code))
-	w.buf = append(w.buf, debug...)
+	w.u32(lastStream & 0x7fffffff)
+	w.u32(uint32(code))
+	w.out.write([]byte(debug))
 	return true
 }
 
 // AppendRaw appends bytes as they are (the client preface).
-func (w *Writer) AppendRaw(p []byte) { w.buf = append(w.buf, p...) }
+func (w *Writer) AppendRaw(p []byte) { w.out.write(p) }
+
+func (w *Writer) u32(v uint32) {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], v)
+	w.out.write(b[:])
+}

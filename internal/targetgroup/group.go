@@ -131,9 +131,14 @@ func (g *Group) SetEndpoints(eps []config.Endpoint) {
 func (g *Group) newTargetLocked(addr string, ep config.Endpoint) *Target {
 	t := &Target{Addr: addr, Endpoint: ep, g: g,
 		Conns: upstream.NewConns(addr, g.Config.Protocol == config.ProtocolHTTPS)}
-	t.st.Store(&stateInfo{state: StateInitial, reason: "Elb.InitialHealthChecking", since: time.Now()})
 	ctx, cancel := context.WithCancel(g.ctx)
 	t.stop = cancel
+	if g.Config.HealthCheck.Interval <= 0 {
+		// Checks off: a new target gets traffic at once.
+		t.st.Store(&stateInfo{state: StateHealthy, since: time.Now()})
+		return t
+	}
+	t.st.Store(&stateInfo{state: StateInitial, reason: "Elb.InitialHealthChecking", since: time.Now()})
 	p := health.NewProber(g.Config.HealthCheck, ep.Address, ep.Port)
 	g.wg.Add(1)
 	go func() {
