@@ -143,7 +143,9 @@ func (rt *Runtime) Apply(snap *config.Snapshot) error {
 			next.groups[tg.Name] = g
 			continue
 		}
-		g := targetgroup.New(tg, rt.opts.Log, rt.opts.GroupEvents)
+		// A group whose settings changed is replaced, but its targets
+		// keep their health.
+		g := targetgroup.NewSuccessor(old.groups[tg.Name], tg, rt.opts.Log, rt.opts.GroupEvents)
 		created = append(created, g)
 		next.groups[tg.Name] = g
 	}

@@ -55,6 +55,7 @@ type Group struct {
 	mu       sync.Mutex // serialises changes to targets and their states
 	targets  map[string]*Target
 	draining map[string]*Target
+	inherit  map[string]*Target // a predecessor's targets, for their health
 	failOpen bool
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -64,12 +65,28 @@ type Group struct {
 // New builds a group from its configuration and starts its discovery and
 // health checks. Close stops them. events may be nil.
 func New(cfg config.TargetGroup, log *slog.Logger, events Events) *Group {
+	return NewSuccessor(nil, cfg, log, events)
+}
+
+// NewSuccessor builds a group that replaces prev after a reload changed
+// its settings: targets that stay keep their health state (and any
+// ejection), as the ALB keeps target health across a modified target
+// group.
+func NewSuccessor(prev *Group, cfg config.TargetGroup, log *slog.Logger, events Events) *Group {
 	if events == nil {
 		events = nopEvents{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Group{Config: cfg, Pool: upstream.New(cfg), log: log.With("targetGroup", cfg.Name), events: events,
 		targets: map[string]*Target{}, draining: map[string]*Target{}, ctx: ctx, cancel: cancel}
+	if prev != nil {
+		g.inherit = map[string]*Target{}
+		prev.mu.Lock()
+		for addr, t := range prev.targets {
+			g.inherit[addr] = t
+		}
+		prev.mu.Unlock()
+	}
 	g.SetEndpoints(cfg.Endpoints)
 	if cfg.DNS != nil {
 		g.wg.Add(1)
@@ -133,12 +150,22 @@ func (g *Group) newTargetLocked(addr string, ep config.Endpoint) *Target {
 		Conns: upstream.NewConns(addr, g.Config.Protocol == config.ProtocolHTTPS)}
 	ctx, cancel := context.WithCancel(g.ctx)
 	t.stop = cancel
+	if old := g.inherit[addr]; old != nil {
+		delete(g.inherit, addr)
+		t.st.Store(old.st.Load())
+		t.ejections, t.ejectedUntil = old.ejections, old.ejectedUntil
+	}
 	if g.Config.HealthCheck.Interval <= 0 {
+		if t.st.Load() != nil {
+			return t
+		}
 		// Checks off: a new target gets traffic at once.
 		t.st.Store(&stateInfo{state: StateHealthy, since: time.Now()})
 		return t
 	}
-	t.st.Store(&stateInfo{state: StateInitial, reason: "Elb.InitialHealthChecking", since: time.Now()})
+	if t.st.Load() == nil {
+		t.st.Store(&stateInfo{state: StateInitial, reason: "Elb.InitialHealthChecking", since: time.Now()})
+	}
 	p := health.NewProber(g.Config.HealthCheck, ep.Address, ep.Port)
 	g.wg.Add(1)
 	go func() {
