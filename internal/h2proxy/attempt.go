@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -41,6 +42,40 @@ type savedRequest struct {
 	body                         []byte
 	ended                        bool
 	ok                           bool // still replayable
+	mem                          *replayMem
+}
+
+// replayMem holds a saved request's fields and body; it is pooled, since
+// nearly every request is answered and its copy dropped at once.
+type replayMem struct {
+	fields []hpack.HeaderField
+	body   []byte
+}
+
+var replayPool = sync.Pool{New: func() any { return new(replayMem) }}
+
+// save copies a request's header fields into pooled memory.
+func (r *savedRequest) save(fields []hpack.HeaderField) {
+	m := replayPool.Get().(*replayMem)
+	m.fields = append(m.fields[:0], fields...)
+	r.mem, r.fields, r.body = m, m.fields, m.body[:0]
+}
+
+// drop ends replayability and recycles the memory; under reqMu.
+func (r *savedRequest) drop() {
+	r.ok = false
+	if m := r.mem; m != nil {
+		clear(m.fields)
+		m.fields = m.fields[:0]
+		if cap(r.body) <= replayLimit {
+			m.body = r.body[:0]
+		} else {
+			m.body = nil
+		}
+		r.mem = nil
+		replayPool.Put(m)
+	}
+	r.fields, r.body = nil, nil
 }
 
 func (a *attempt) current() bool {
@@ -176,6 +211,14 @@ func (st *stream) retry(from *attempt, why string, unprocessed bool) bool {
 // startAttempt opens a new attempt at t and replays the saved request.
 func (st *stream) startAttempt(t, prev *targetgroup.Target) {
 	st.reqMu.Lock()
+	if !st.saved.ok {
+		// The request outgrew what l7lb keeps while the retry waited.
+		st.retrying = false
+		st.reqMu.Unlock()
+		prev.InFlight.Add(-1)
+		st.fail(codes.Unavailable, "l7lb: request too large to send again to another target")
+		return
+	}
 	a := &attempt{st: st, t: t}
 	st.cur = a
 	st.retrying = false

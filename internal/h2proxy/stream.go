@@ -171,8 +171,8 @@ func (sc *serverConn) forward(st *stream, g *targetgroup.Group, end bool) {
 	}
 	// The request is kept until its response starts, so that it can be
 	// sent again to another target (see retry).
-	st.saved = savedRequest{method: r.method, authority: r.authority, path: r.path, xff: r.xff,
-		fields: append([]hpack.HeaderField(nil), r.fields...), ended: end, ok: true}
+	st.saved = savedRequest{method: r.method, authority: r.authority, path: r.path, xff: r.xff, ended: end, ok: true}
+	st.saved.save(r.fields)
 
 	st.reqMu.Lock()
 	var err error
@@ -244,7 +244,7 @@ func (st *stream) requestData(data []byte, end bool) {
 	st.reqMu.Lock()
 	if st.saved.ok {
 		if len(st.saved.body)+len(data) > replayLimit {
-			st.saved.ok, st.saved.body = false, nil
+			st.saved.drop()
 		} else {
 			st.saved.body = append(st.saved.body, data...)
 			st.saved.ended = end
@@ -300,7 +300,7 @@ func (sc *serverConn) onTrailers(st *stream, fields []hpack.HeaderField, end boo
 		st.bridge.body.write(nil, true)
 	default:
 		st.reqMu.Lock()
-		st.saved.ok, st.saved.body = false, nil // trailers are not replayed
+		st.saved.drop() // trailers are not replayed
 		a := st.cur
 		st.reqMu.Unlock()
 		if a != nil {
@@ -331,7 +331,7 @@ func (st *stream) abortUpstream(code http2.ErrCode) {
 func (st *stream) forwardHeaders(a *attempt, fields []hpack.HeaderField, end bool, b *frameio.Batch) {
 	sc := st.sc
 	st.reqMu.Lock()
-	st.saved.ok, st.saved.body = false, nil // the response started: no more retries
+	st.saved.drop() // the response started: no more retries
 	st.reqMu.Unlock()
 	sc.w.Lock()
 	if st.respDone {
