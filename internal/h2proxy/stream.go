@@ -515,6 +515,14 @@ func (st *stream) targetReset(a *attempt, code http2.ErrCode, err error) {
 		sc.w.Unlock()
 		return
 	}
+	if err == nil && code == http2.ErrCodeCancel && !st.deadlineAt.IsZero() && time.Until(st.deadlineAt) < 10*time.Millisecond {
+		// The target gave up because the deadline l7lb passed on ran out,
+		// a moment before l7lb's own timer: the client's answer is the
+		// same DEADLINE_EXCEEDED either way.
+		sc.w.Unlock()
+		st.fail(codes.DeadlineExceeded, "l7lb: deadline exceeded")
+		return
+	}
 	if err == nil {
 		// The target's own reset: pass its code through, as a client
 		// talking to the target directly would have seen it.

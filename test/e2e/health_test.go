@@ -125,11 +125,13 @@ func TestServiceNotReadyRetried(t *testing.T) {
 	}
 }
 
-// TestKilledReplica: after a replica dies, calls keep succeeding (new
-// ones are refused by it and retried elsewhere), and it turns unhealthy.
+// TestKilledReplica: after a replica dies, reads keep succeeding (new
+// calls are refused by it and retried elsewhere; a call caught on its
+// dying connection is retried under the read retry policy, since l7lb
+// cannot know whether the replica processed it), and it turns unhealthy.
 func TestKilledReplica(t *testing.T) {
 	t.Parallel()
-	e := healthEnv(t, "")
+	e := healthEnv(t, "    l7lb.io/retry-policy: idempotent-reads")
 	cc := e.dial(t)
 	if failed, _ := milvusCalls(t, cc, 9); failed > 0 {
 		t.Fatal("warm-up failed")
