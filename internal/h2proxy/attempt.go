@@ -215,7 +215,7 @@ func (st *stream) startAttempt(t, prev *targetgroup.Target) {
 		// The request outgrew what l7lb keeps while the retry waited.
 		st.retrying = false
 		st.reqMu.Unlock()
-		prev.InFlight.Add(-1)
+		// prev stays the stream's target; removal settles its count.
 		st.fail(codes.Unavailable, "l7lb: request too large to send again to another target")
 		return
 	}
