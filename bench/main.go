@@ -61,7 +61,15 @@ func main() {
 	flag.BoolVar(&cfg.Direct, "direct", true, "measure the direct baseline (client → one backend, h2c)")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the scratch directory (configs, logs)")
 	flag.BoolVar(&cfg.Strict, "strict", false, "exit 3 when a target of issue 3 fails")
+	readme := flag.Bool("update-readme", false, "copy bench/results/README-section.md into README.md's performance section, and exit")
 	flag.Parse()
+	if *readme {
+		if err := updateReadme(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if peers == "all" {
 		peers = strings.Join(peerNames, ",")
 	}

@@ -5,6 +5,7 @@ package targetgroup
 
 import (
 	"context"
+	"math/rand/v2"
 	"log/slog"
 	"net"
 	"strconv"
@@ -27,6 +28,9 @@ type targetSet struct {
 	// failOpen is set when no target is healthy and the picker holds
 	// every registered target, as the ALB does.
 	failOpen bool
+	// settled: some healthy target is past its slow start, so newer ones
+	// ramp up (the ALB only ramps when one such target exists).
+	settled bool
 }
 
 // Events hears about what health does to targets (the metrics).
@@ -254,6 +258,28 @@ func (g *Group) rebuildLocked() {
 			g.log.Info("healthy targets again; fail-open ended", "healthy", len(healthy))
 		}
 	}
+	if d := g.Config.SlowStart; d > 0 {
+		for _, t := range healthy {
+			if at := t.healthyAt.Load(); at == 0 || time.Since(time.Unix(0, at)) >= d {
+				next.settled = true
+			}
+		}
+		if !next.settled && len(healthy) > 0 {
+			// Everything is new (say, at start): nobody ramps, but the
+			// first to finish its ramp settles the group.
+			g.wg.Add(1)
+			go func() {
+				defer g.wg.Done()
+				select {
+				case <-time.After(d):
+					g.mu.Lock()
+					g.rebuildLocked()
+					g.mu.Unlock()
+				case <-g.ctx.Done():
+				}
+			}()
+		}
+	}
 	next.picker = roundrobin.New(healthy)
 	g.set.Store(next)
 }
@@ -282,7 +308,20 @@ func (g *Group) TakeRetry() bool {
 // Pick chooses the target for one request; ok is false when the group has
 // no target to send it to.
 func (g *Group) Pick() (*Target, bool) {
-	return g.set.Load().picker.Pick()
+	s := g.set.Load()
+	t, ok := s.picker.Pick()
+	if ok && s.settled && g.Config.SlowStart > 0 {
+		// Slow start: a target healthy for a fraction f of the ramp keeps
+		// its turn with probability f, so its share grows linearly.
+		if at := t.healthyAt.Load(); at != 0 {
+			if el := time.Since(time.Unix(0, at)); el < g.Config.SlowStart && rand.Float64()*float64(g.Config.SlowStart) > float64(el) {
+				if t2, ok2 := s.picker.Pick(); ok2 {
+					return t2, true
+				}
+			}
+		}
+	}
+	return t, ok
 }
 
 // PickOther chooses a target other than avoid (for a retry), falling back

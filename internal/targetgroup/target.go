@@ -52,6 +52,7 @@ type Target struct {
 
 	g           *Group
 	st          atomic.Pointer[stateInfo]
+	healthyAt   atomic.Int64 // when it last became healthy (slow start)
 	stop        func() // stops the health checks
 	drainCancel func()
 
@@ -83,6 +84,9 @@ func (t *Target) setStateLocked(state, reason, detail string) {
 		since = cur.since
 	}
 	t.st.Store(&stateInfo{state: state, reason: reason, detail: detail, since: since})
+	if state == StateHealthy && cur.state != StateHealthy {
+		t.healthyAt.Store(since.UnixNano())
+	}
 	if cur.state != state {
 		t.g.log.Info("target "+state, "target", t.Addr, "reason", reason, "detail", detail, "was", cur.state)
 	}

@@ -34,7 +34,7 @@ const (
 // the Service first, then the Ingress; listener settings only from the
 // Ingress.
 var (
-	ingressHonoured = append([]string{annScheme, annListenPorts, annCertificateARN, annLBAttributes,
+	ingressHonoured = append([]string{annScheme, annListenPorts, annCertificateARN, annLBAttributes, annGroupName, annGroupOrder,
 		annBackendProtocol, annBackendProtocolVersion, annTargetType, annMaxMessageBytes}, tgRawAnnotations...)
 	serviceHonoured = append([]string{annBackendProtocol, annBackendProtocolVersion, annTargetType, annMaxMessageBytes}, tgRawAnnotations...)
 	l7lbKnown       = []string{annMaxMessageBytes, annRetryPolicy}

@@ -16,9 +16,8 @@
 // buildListenerRules and sortIngressPaths, LBC >= v2.4.3; also stated in the
 // LBC "Ingress specification" guide):
 //
-//  1. Ingresses in namespace/name order. (LBC sorts group members by
-//     group.order, then namespace/name; l7lb does not honour group.order
-//     yet and warns about it, so only the name order applies.)
+//  1. Ingresses by group.order (lower first, default 0), then in
+//     namespace/name order, as LBC sorts an IngressGroup's members.
 //  2. Within an Ingress, spec.rules in spec order.
 //  3. Within one rule's paths: Exact paths first, then Prefix paths longest
 //     first (stable, so equal lengths keep spec order), then

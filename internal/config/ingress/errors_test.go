@@ -334,3 +334,28 @@ func containsAll(s string, subs []string) bool {
 	}
 	return true
 }
+
+// TestGroupOrder: group.order puts an Ingress's rules first whatever its
+// name; an out-of-range order is refused.
+func TestGroupOrder(t *testing.T) {
+	a := ingressWith("a-first-by-name", ipTarget)
+	z := strings.Replace(ingressWith("z-last-by-name", ipTarget, `alb.ingress.kubernetes.io/group.order: "-5"`, "alb.ingress.kubernetes.io/group.name: milvus"),
+		"host: milvus-demo.milvus.io", "host: other.milvus.io", 1)
+	snap, err := run(a+"---\n"+z, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := snap.Listeners[0].Rules
+	if len(rules) != 2 || !strings.HasPrefix(rules[0].Name, "milvus/z-last-by-name#") {
+		t.Fatalf("rules %+v; want z-last-by-name first (group.order -5)", rules)
+	}
+	for _, w := range snap.Warnings {
+		if strings.Contains(w.Annotation, "group.") {
+			t.Errorf("group annotation warned about: %v", w)
+		}
+	}
+	_, err = run(ingressWith("bad", ipTarget, `alb.ingress.kubernetes.io/group.order: "2000"`), Options{})
+	if err == nil || !strings.Contains(err.Error(), "bad.yaml:8:") || !strings.Contains(err.Error(), "-1000 to 1000") {
+		t.Fatalf("out-of-range group.order: %v", err)
+	}
+}

@@ -2,7 +2,9 @@ package ingress
 
 import (
 	"cmp"
+	"regexp"
 	"slices"
+	"strconv"
 
 	"github.com/l7lb/l7lb/internal/config/manifest"
 )
@@ -43,10 +45,49 @@ func (t *translator) selectIngresses() []*manifest.Ingress {
 			out = append(out, ing)
 		}
 	}
+	// LBC evaluates an IngressGroup's Ingresses by group.order (lower
+	// first, default 0), then namespace/name.
+	order := map[*manifest.Ingress]int{}
+	for _, ing := range out {
+		order[ing] = t.groupOrder(ing)
+		t.checkGroupName(ing)
+	}
 	slices.SortStableFunc(out, func(a, b *manifest.Ingress) int {
-		return cmp.Or(cmp.Compare(a.Object.Namespace, b.Object.Namespace), cmp.Compare(a.Object.Name, b.Object.Name))
+		return cmp.Or(cmp.Compare(order[a], order[b]),
+			cmp.Compare(a.Object.Namespace, b.Object.Namespace), cmp.Compare(a.Object.Name, b.Object.Name))
 	})
 	return out
+}
+
+const (
+	annGroupName  = albPrefix + "group.name"
+	annGroupOrder = albPrefix + "group.order"
+)
+
+var groupNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`)
+
+// groupOrder reads alb.ingress.kubernetes.io/group.order (-1000..1000).
+func (t *translator) groupOrder(ing *manifest.Ingress) int {
+	v, ok := ing.Object.Annotations[annGroupOrder]
+	if !ok {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < -1000 || n > 1000 {
+		t.problem(ing.At("metadata", "annotations", annGroupOrder), annGroupOrder, "invalid value %q; expected an integer from -1000 to 1000", v)
+		return 0
+	}
+	return n
+}
+
+// checkGroupName validates alb.ingress.kubernetes.io/group.name. Every
+// Ingress served together shares l7lb's listeners, as one IngressGroup.
+func (t *translator) checkGroupName(ing *manifest.Ingress) {
+	v, ok := ing.Object.Annotations[annGroupName]
+	if ok && (len(v) > 63 || !groupNameRE.MatchString(v)) {
+		t.problem(ing.At("metadata", "annotations", annGroupName), annGroupName,
+			"invalid value %q; expected 1-63 characters of a-z, 0-9, '-' and '.', starting and ending alphanumeric", v)
+	}
 }
 
 // ingressClass returns the class an Ingress asks for: the legacy
