@@ -5,8 +5,8 @@ package targetgroup
 
 import (
 	"context"
-	"math/rand/v2"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"

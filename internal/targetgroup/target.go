@@ -53,7 +53,7 @@ type Target struct {
 	g           *Group
 	st          atomic.Pointer[stateInfo]
 	healthyAt   atomic.Int64 // when it last became healthy (slow start)
-	stop        func() // stops the health checks
+	stop        func()       // stops the health checks
 	drainCancel func()
 
 	// Under g.mu:
