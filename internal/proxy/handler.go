@@ -80,7 +80,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"l7lb: target group %s speaks HTTP1 to its targets (alb.ingress.kubernetes.io/backend-protocol-version); gRPC needs GRPC or HTTP2", g.Name()))
 			return
 		}
-		h.forwardGRPC(w, r, g)
+		// gRPC over HTTP/2 is forwarded frame by frame by h2proxy, which
+		// sends here only requests it could not route; one that routes now
+		// met a reload in between. It was not forwarded: UNAVAILABLE is
+		// safe for the client to retry.
+		writeGRPCError(w, codes.Unavailable, fmt.Sprintf("l7lb: routing of %s changed while the request arrived; retry", r.URL.Path))
 		return
 	}
 	h.forwardREST(w, r, g)

@@ -1,6 +1,7 @@
-// Package upstream owns the connections from l7lb to the targets of one
-// target group: a multiplexed HTTP/2 pool for gRPC (h2c, or h2 over TLS for
-// HTTPS backends) and an HTTP/1.1 pool for REST.
+// Package upstream owns the connections from l7lb to targets: Conns, the
+// multiplexed HTTP/2 connections (h2c, or h2 over TLS for HTTPS backends)
+// that gRPC is forwarded over frame by frame, and Pool, the net/http
+// transports for REST (HTTP/1.1, or HTTP/2 for HTTP2 target groups).
 package upstream
 
 import (
@@ -83,9 +84,6 @@ func New(tg config.TargetGroup) *Pool {
 
 // Scheme is "http" or "https".
 func (p *Pool) Scheme() string { return p.scheme }
-
-// GRPC is the multiplexed HTTP/2 transport.
-func (p *Pool) GRPC() http.RoundTripper { return p.h2 }
 
 // REST is the transport for non-gRPC requests: HTTP/1.1, as Milvus tells
 // REST from gRPC on one port by protocol, unless the group speaks HTTP2.
