@@ -39,7 +39,7 @@ type Options struct {
 	// IdleTimeout closes connections that have had no stream for this
 	// long (the ALB's idle_timeout.timeout_seconds, default 60 s).
 	IdleTimeout time.Duration
-	// H2, when set, serves HTTP/2 connections instead of x/net's server.
+	// H2 serves HTTP/2 connections (h2 by ALPN, or h2c by preface).
 	H2 H2Server
 	// Events, when set, hears about connections and TLS handshakes (for
 	// metrics); its methods must be quick.
@@ -65,7 +65,6 @@ type Listener struct {
 	opts    Options
 	ln      net.Listener
 	h1      *http.Server
-	h2      *http2.Server
 	h1conns *connQueue
 	tls     *tls.Config
 
@@ -77,6 +76,9 @@ type Listener struct {
 
 // Listen binds the address. Serve must be called to accept connections.
 func Listen(opts Options) (*Listener, error) {
+	if opts.H2 == nil {
+		return nil, fmt.Errorf("listen on %s: no HTTP/2 server given", opts.Addr)
+	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
@@ -104,22 +106,6 @@ func Listen(opts Options) (*Listener, error) {
 		// HTTP/2 connections are handed to l.h2 by this package, never
 		// through net/http's own upgrade path.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
-	}
-	l.h2 = &http2.Server{
-		IdleTimeout: opts.IdleTimeout,
-		// Room for many concurrent RPCs from one SDK connection.
-		MaxConcurrentStreams: 1000,
-		MaxReadFrameSize:     1 << 20,
-		// Per-stream and per-connection receive windows: large enough
-		// that one big Insert does not stall on window updates.
-		MaxUploadBufferPerStream:     4 << 20,
-		MaxUploadBufferPerConnection: 16 << 20,
-	}
-	// Registers the HTTP/2 server for graceful shutdown (GOAWAY) when
-	// l.h1.Shutdown runs.
-	if err := http2.ConfigureServer(l.h1, l.h2); err != nil {
-		ln.Close()
-		return nil, err
 	}
 	return l, nil
 }
@@ -232,11 +218,7 @@ func (l *Listener) handle(raw net.Conn) {
 		}
 		return
 	}
-	if l.opts.H2 != nil {
-		l.opts.H2.ServeConn(c)
-		return
-	}
-	l.h2.ServeConn(c, &http2.ServeConnOpts{Handler: l.opts.Handler, BaseConfig: l.h1})
+	l.opts.H2.ServeConn(c)
 }
 
 // Shutdown stops accepting, asks every connection to finish (GOAWAY on
@@ -252,11 +234,9 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	h2done := make(chan struct{})
 	go func() {
 		defer close(h2done)
-		if l.opts.H2 != nil {
-			h2err = l.opts.H2.Shutdown(ctx)
-		}
+		h2err = l.opts.H2.Shutdown(ctx)
 	}()
-	err := l.h1.Shutdown(ctx) // also sends GOAWAY to x/net's HTTP/2 connections
+	err := l.h1.Shutdown(ctx)
 	<-h2done
 	if err == nil {
 		err = h2err
