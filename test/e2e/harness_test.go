@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,45 +17,19 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/l7lb/l7lb/internal/certstore"
 	"github.com/l7lb/l7lb/internal/config"
-	"github.com/l7lb/l7lb/internal/config/ingress"
-	"github.com/l7lb/l7lb/internal/config/manifest"
 	"github.com/l7lb/l7lb/internal/fakemilvus"
+	"github.com/l7lb/l7lb/internal/lbtest"
 	"github.com/l7lb/l7lb/internal/pki"
 	"github.com/l7lb/l7lb/internal/runtime"
 )
 
-const serverName = "milvus-demo.milvus.io"
+const serverName = lbtest.ServerName
 
 // seedIngress is the seed's Ingress with {{ARN}} for the certificate and
 // {{EXTRA}} for more annotations.
-const seedIngress = `apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  namespace: milvus
-  name: milvus-demo
-  annotations:
-    alb.ingress.kubernetes.io/scheme: internet-facing
-    alb.ingress.kubernetes.io/backend-protocol-version: GRPC
-    alb.ingress.kubernetes.io/target-type: ip
-    alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":443}]'
-    alb.ingress.kubernetes.io/certificate-arn: "{{ARN}}"
-{{EXTRA}}
-spec:
-  ingressClassName: alb
-  rules:
-    - host: milvus-demo.milvus.io
-      http:
-        paths:
-        - path: /
-          pathType: Prefix
-          backend:
-            service:
-              name: milvus-demo
-              port:
-                number: 19530
-`
+var seedIngress = lbtest.Ingress(`[{"HTTPS":443}]`, `    alb.ingress.kubernetes.io/scheme: internet-facing
+{{EXTRA}}`)
 
 // env is a Milvus test cluster with l7lb in front.
 type env struct {
@@ -102,63 +75,16 @@ func startEnvB(b *testing.B) *env {
 
 func startEnvTB(t testing.TB, o envOptions) *env {
 	t.Helper()
-	cl, err := fakemilvus.Start(o.cluster)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	ca, err := pki.NewCA("e2e CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue([]string{serverName}, nil, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := certstore.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _, err := store.Import(leaf.CertPEM(), ca.CertPEM(), leaf.KeyPEM(), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	doc := seedIngress
 	if o.ingress != "" {
 		doc = o.ingress
 	}
-	doc = strings.Replace(doc, "{{ARN}}", c.ARN, 1)
-	doc = strings.Replace(doc, "{{EXTRA}}", o.extraAnnotations, 1)
-	objs, _, err := manifest.Parse("ingress.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
+	lo := lbtest.Options{Ingress: strings.Replace(doc, "{{EXTRA}}", o.extraAnnotations, 1), CAName: "e2e CA"}
+	if o.endpoints != nil || o.noEndpoints {
+		lo.Endpoints = map[string][]config.Endpoint{lbtest.Service: o.endpoints}
 	}
-	eps := o.endpoints
-	if eps == nil && !o.noEndpoints {
-		for _, r := range cl.Replicas() {
-			host, port, _ := net.SplitHostPort(r.Addr())
-			p, _ := strconv.Atoi(port)
-			eps = append(eps, config.Endpoint{Address: host, Port: p, Ready: true})
-		}
-	}
-	snap, err := ingress.Translate(objs, ingress.Options{Endpoints: map[string][]config.Endpoint{"milvus/milvus-demo": eps}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := runtime.New(runtime.Options{Log: slog.New(slog.DiscardHandler), Certs: store, Bind: func(config.Listener) string { return "127.0.0.1:0" }})
-	if err := rt.Apply(snap); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		rt.Shutdown(ctx)
-	})
-	e := &env{cluster: cl, rt: rt, addrs: rt.Addrs(), ca: ca}
-	if a := e.addrs[443]; a != nil {
-		e.addr = a.String()
-	}
-	return e
+	lb, cl := lbtest.StartWithCluster(t, o.cluster, lo)
+	return &env{cluster: cl, rt: lb.Runtime, addr: lb.Addr(443), addrs: lb.Addrs, ca: lb.CA}
 }
 
 func (e *env) dialB(b *testing.B, opts ...grpc.DialOption) *grpc.ClientConn {

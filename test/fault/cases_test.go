@@ -70,9 +70,9 @@ func caseA(t *testing.T) {
 	d := loadDuration(t)
 	be := startBackend(t, 20*time.Millisecond)
 	e := startInProcess(t, be, hcAnnotations+"\n"+retryAnnotation)
-	base := setupCollection(t, e.addr, e.certs.ca.Pool())
+	base := setupCollection(t, e.addr, e.certs.CA.Pool())
 	e.waitHealthyAll(t)
-	l := startLoad(t, "a", e.addr, e.certs.ca.Pool(), base, defaultLoad)
+	l := startLoad(t, "a", e.addr, e.certs.CA.Pool(), base, defaultLoad)
 
 	const victim = 1
 	sleepUntil(l.started.Add(faultOffset(d)))
@@ -107,9 +107,9 @@ func caseB(t *testing.T) {
 	d := loadDuration(t)
 	be := startBackend(t, 20*time.Millisecond)
 	e := startInProcess(t, be, hcAnnotations)
-	base := setupCollection(t, e.addr, e.certs.ca.Pool())
+	base := setupCollection(t, e.addr, e.certs.CA.Pool())
 	e.waitHealthyAll(t)
-	l := startLoad(t, "b", e.addr, e.certs.ca.Pool(), base, defaultLoad)
+	l := startLoad(t, "b", e.addr, e.certs.CA.Pool(), base, defaultLoad)
 
 	const victim = 2
 	r := be.replica(victim)
@@ -185,9 +185,9 @@ func caseC(t *testing.T) {
 	d := loadDuration(t)
 	be := startBackend(t, 20*time.Millisecond)
 	e := startInProcess(t, be, hcAnnotations)
-	base := setupCollection(t, e.addr, e.certs.ca.Pool())
+	base := setupCollection(t, e.addr, e.certs.CA.Pool())
 	e.waitHealthyAll(t)
-	l := startLoad(t, "c", e.addr, e.certs.ca.Pool(), base, defaultLoad)
+	l := startLoad(t, "c", e.addr, e.certs.CA.Pool(), base, defaultLoad)
 
 	const victim = 0
 	sleepUntil(l.started.Add(faultOffset(d)))
@@ -216,8 +216,8 @@ func caseD(t *testing.T) {
 	const victim = 2
 	be.delay[victim].Store(int64(300 * time.Millisecond)) // RPCs in flight on it at the removal
 	p := startProcess(t, be, procOptions{extra: hcAnnotations + "\n" + `    alb.ingress.kubernetes.io/target-group-attributes: deregistration_delay.timeout_seconds=10`, slices: true})
-	base := setupCollection(t, p.addr, p.certs.ca.Pool())
-	l := startLoad(t, "d", p.addr, p.certs.ca.Pool(), base, defaultLoad)
+	base := setupCollection(t, p.addr, p.certs.CA.Pool())
+	l := startLoad(t, "d", p.addr, p.certs.CA.Pool(), base, defaultLoad)
 
 	sleepUntil(l.started.Add(faultOffset(d)))
 	if be.handled[victim].Load() == 0 {
@@ -316,9 +316,9 @@ func caseE(t *testing.T) {
 	d := loadDuration(t)
 	be := startBackend(t, 20*time.Millisecond)
 	e := startInProcess(t, be, hcAnnotations)
-	base := setupCollection(t, e.addr, e.certs.ca.Pool())
+	base := setupCollection(t, e.addr, e.certs.CA.Pool())
 	e.waitHealthyAll(t)
-	l := startLoad(t, "e", e.addr, e.certs.ca.Pool(), base, defaultLoad)
+	l := startLoad(t, "e", e.addr, e.certs.CA.Pool(), base, defaultLoad)
 
 	sleepUntil(l.started.Add(min(3*time.Second, faultOffset(d))))
 	var steps []string
@@ -367,10 +367,10 @@ func caseF(t *testing.T) {
 	d := loadDuration(t)
 	be := startBackend(t, 20*time.Millisecond)
 	e := startInProcess(t, be, hcAnnotations)
-	base := setupCollection(t, e.addr, e.certs.ca.Pool())
+	base := setupCollection(t, e.addr, e.certs.CA.Pool())
 	e.waitHealthyAll(t)
 	group := e.group()
-	l := startLoad(t, "f", e.addr, e.certs.ca.Pool(), base, defaultLoad)
+	l := startLoad(t, "f", e.addr, e.certs.CA.Pool(), base, defaultLoad)
 
 	sleepUntil(l.started.Add(faultOffset(d)))
 	tDown := time.Now()
@@ -478,8 +478,8 @@ func caseG(t *testing.T) {
 	be := startBackend(t, 150*time.Millisecond)
 	drain := 10 * time.Second
 	p := startProcess(t, be, procOptions{extra: hcAnnotations, drain: drain})
-	base := setupCollection(t, p.addr, p.certs.ca.Pool())
-	l := startLoad(t, "g", p.addr, p.certs.ca.Pool(), base, loadOptions{searchers: 8, inserters: 4})
+	base := setupCollection(t, p.addr, p.certs.CA.Pool())
+	l := startLoad(t, "g", p.addr, p.certs.CA.Pool(), base, loadOptions{searchers: 8, inserters: 4})
 
 	sleepUntil(l.started.Add(d))
 	// /readyz must turn not-ready first (issue: before no new connections).
@@ -577,8 +577,8 @@ func caseH(t *testing.T) {
 	be := startBackend(t, 20*time.Millisecond)
 	p := startProcess(t, be, procOptions{extra: hcAnnotations})
 	addrBefore, _ := os.ReadFile(p.addrFile)
-	base := setupCollection(t, p.addr, p.certs.ca.Pool())
-	l := startLoad(t, "h", p.addr, p.certs.ca.Pool(), base, defaultLoad)
+	base := setupCollection(t, p.addr, p.certs.CA.Pool())
+	l := startLoad(t, "h", p.addr, p.certs.CA.Pool(), base, defaultLoad)
 
 	isProblem := func(key string) func(string) bool {
 		return func(s string) bool {

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,17 +22,14 @@ import (
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 
-	"github.com/l7lb/l7lb/internal/certstore"
 	"github.com/l7lb/l7lb/internal/config"
-	"github.com/l7lb/l7lb/internal/config/ingress"
-	"github.com/l7lb/l7lb/internal/config/manifest"
 	"github.com/l7lb/l7lb/internal/fakemilvus"
 	"github.com/l7lb/l7lb/internal/fakemilvus/engine"
-	"github.com/l7lb/l7lb/internal/pki"
+	"github.com/l7lb/l7lb/internal/lbtest"
 	"github.com/l7lb/l7lb/internal/runtime"
 )
 
-const serverName = "milvus-demo.milvus.io"
+const serverName = lbtest.ServerName
 
 // Health-check settings every case uses: interval 2 s, timeout 1 s,
 // thresholds 2/2, so "interval x threshold" is 4 s.
@@ -54,32 +50,8 @@ const retryAnnotation = `    l7lb.io/retry-policy: idempotent-reads`
 
 // ingressDoc is the seed's Ingress with {{ARN}} and {{EXTRA}} (annotation
 // lines).
-const ingressDoc = `apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  namespace: milvus
-  name: milvus-demo
-  annotations:
-    alb.ingress.kubernetes.io/scheme: internet-facing
-    alb.ingress.kubernetes.io/backend-protocol-version: GRPC
-    alb.ingress.kubernetes.io/target-type: ip
-    alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":443}]'
-    alb.ingress.kubernetes.io/certificate-arn: "{{ARN}}"
-{{EXTRA}}
-spec:
-  ingressClassName: alb
-  rules:
-    - host: milvus-demo.milvus.io
-      http:
-        paths:
-        - path: /
-          pathType: Prefix
-          backend:
-            service:
-              name: milvus-demo
-              port:
-                number: 19530
-`
+var ingressDoc = lbtest.Ingress(`[{"HTTPS":443}]`, `    alb.ingress.kubernetes.io/scheme: internet-facing
+{{EXTRA}}`)
 
 func ingressYAML(arn, extra string) string {
 	doc := strings.Replace(ingressDoc, "{{ARN}}", arn, 1)
@@ -221,36 +193,6 @@ func (s *slowServer) Insert(ctx context.Context, req *milvuspb.InsertRequest) (*
 	return s.MilvusServiceServer.Insert(ctx, req)
 }
 
-// certs is a CA, a certificate for the seed's name and a store holding it.
-type certs struct {
-	ca       *pki.CA
-	store    *certstore.Store
-	storeDir string
-	arn      string
-}
-
-func newCerts(t *testing.T) certs {
-	t.Helper()
-	ca, err := pki.NewCA("fault suite CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue([]string{serverName}, nil, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "store")
-	store, err := certstore.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _, err := store.Import(leaf.CertPEM(), ca.CertPEM(), leaf.KeyPEM(), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return certs{ca: ca, store: store, storeDir: dir, arn: c.ARN}
-}
-
 // logBuf collects log output safely and lets a case wait for a line.
 type logBuf struct {
 	mu sync.Mutex
@@ -312,48 +254,24 @@ type inproc struct {
 	*backend
 	rt    *runtime.Runtime
 	addr  string
-	certs certs
+	certs *lbtest.Certs
 	logs  *logBuf
 }
 
 func startInProcess(t *testing.T, be *backend, extra string) *inproc {
 	t.Helper()
-	cs := newCerts(t)
-	objs, _, err := manifest.Parse("ingress.yaml", []byte(ingressYAML(cs.arn, extra)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var eps []config.Endpoint
-	for _, a := range be.cluster.Addrs() {
-		host, port, _ := net.SplitHostPort(a)
-		p, _ := strconv.Atoi(port)
-		eps = append(eps, config.Endpoint{Address: host, Port: p, Ready: true})
-	}
-	snap, err := ingress.Translate(objs, ingress.Options{Endpoints: map[string][]config.Endpoint{"milvus/milvus-demo": eps}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range snap.Warnings {
+	logs := &logBuf{}
+	lb := lbtest.Start(t, lbtest.Options{
+		Ingress:   strings.Replace(ingressDoc, "{{EXTRA}}", extra, 1),
+		Endpoints: map[string][]config.Endpoint{lbtest.Service: lbtest.Endpoints(be.cluster.Addrs()...)},
+		Runtime:   runtime.Options{Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))},
+		CAName:    "fault suite CA",
+	})
+	for _, w := range lb.Snapshot.Warnings {
 		t.Logf("translate warning: %v", w)
 	}
-	logs := &logBuf{}
-	rt := runtime.New(runtime.Options{
-		Log:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Certs: cs.store,
-		Bind:  func(config.Listener) string { return "127.0.0.1:0" },
-	})
-	if err := rt.Apply(snap); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		rt.Shutdown(ctx) //nolint:errcheck // end of test
-	})
-	e := &inproc{backend: be, rt: rt, certs: cs, logs: logs}
-	if a := rt.Addrs()[443]; a != nil {
-		e.addr = a.String()
-	} else {
+	e := &inproc{backend: be, rt: lb.Runtime, certs: lb.Certs, logs: logs}
+	if e.addr = lb.Addr(443); e.addr == "" {
 		t.Fatal("no listener for 443")
 	}
 	return e
@@ -443,7 +361,7 @@ func (e *inproc) watchState(i int, since time.Time) func() string {
 // proc is l7lb running as its own process (the signal and file cases).
 type proc struct {
 	*backend
-	certs       certs
+	certs       *lbtest.Certs
 	cmd         *exec.Cmd
 	addr        string
 	addrFile    string
@@ -468,14 +386,14 @@ type procOptions struct {
 func startProcess(t *testing.T, be *backend, o procOptions) *proc {
 	t.Helper()
 	bin := l7lbBinary(t)
-	cs := newCerts(t)
+	cs := lbtest.NewCerts(t, "fault suite CA")
 	dir := t.TempDir()
 	p := &proc{backend: be, certs: cs, dir: dir, logs: &logBuf{}, exited: make(chan struct{})}
 	p.ingressFile = filepath.Join(dir, "ingress.yaml")
-	p.ingressText = ingressYAML(cs.arn, o.extra)
+	p.ingressText = ingressYAML(cs.ARN, o.extra)
 	writeFileAtomic(t, p.ingressFile, p.ingressText)
 	p.addrFile = filepath.Join(dir, "addrs.json")
-	args := []string{"serve", "-f", p.ingressFile, "--store", cs.storeDir,
+	args := []string{"serve", "-f", p.ingressFile, "--store", cs.Dir,
 		"--listen", "443=127.0.0.1:0", "--addr-file", p.addrFile, "--log-level", "info", "--admin", "127.0.0.1:0"}
 	if o.slices {
 		p.slicesFile = filepath.Join(dir, "endpoints.yaml")

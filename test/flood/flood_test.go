@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -33,14 +32,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/l7lb/l7lb/internal/certstore"
-	"github.com/l7lb/l7lb/internal/config"
-	"github.com/l7lb/l7lb/internal/config/ingress"
-	"github.com/l7lb/l7lb/internal/config/manifest"
 	"github.com/l7lb/l7lb/internal/fakemilvus"
 	"github.com/l7lb/l7lb/internal/fakemilvus/echo"
+	"github.com/l7lb/l7lb/internal/lbtest"
 	"github.com/l7lb/l7lb/internal/pki"
-	"github.com/l7lb/l7lb/internal/runtime"
 )
 
 // expectation is what l7lb must do to the offending connection.
@@ -115,32 +110,9 @@ const (
 	goodMaxLatency = 2 * time.Second
 )
 
-const serverName = "milvus-demo.milvus.io"
+const serverName = lbtest.ServerName
 
-const floodIngress = `apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  namespace: milvus
-  name: milvus-demo
-  annotations:
-    alb.ingress.kubernetes.io/backend-protocol-version: GRPC
-    alb.ingress.kubernetes.io/target-type: ip
-    alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":443}]'
-    alb.ingress.kubernetes.io/certificate-arn: "{{ARN}}"
-spec:
-  ingressClassName: alb
-  rules:
-    - host: milvus-demo.milvus.io
-      http:
-        paths:
-        - path: /
-          pathType: Prefix
-          backend:
-            service:
-              name: milvus-demo
-              port:
-                number: 19530
-`
+var floodIngress = lbtest.Ingress(`[{"HTTPS":443}]`, "")
 
 type floodCase struct {
 	name string
@@ -727,53 +699,10 @@ func (l *l7lb) backendCalls() (calls, cancelled int64) {
 
 func startL7LB(t *testing.T) *l7lb {
 	t.Helper()
-	cl, err := fakemilvus.Start(fakemilvus.Options{})
-	if err != nil {
-		t.Fatal(err)
+	lb, cl := lbtest.StartWithCluster(t, fakemilvus.Options{}, lbtest.Options{Ingress: floodIngress, CAName: "flood CA"})
+	a := lb.Addr(443)
+	if a == "" {
+		t.Fatalf("l7lb has no HTTPS listener: %v", lb.Addrs)
 	}
-	t.Cleanup(cl.Close)
-	ca, err := pki.NewCA("flood CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue([]string{serverName}, nil, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := certstore.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _, err := store.Import(leaf.CertPEM(), ca.CertPEM(), leaf.KeyPEM(), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, _, err := manifest.Parse("ingress.yaml", []byte(strings.Replace(floodIngress, "{{ARN}}", c.ARN, 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var eps []config.Endpoint
-	for _, r := range cl.Replicas() {
-		host, port, _ := net.SplitHostPort(r.Addr())
-		p, _ := strconv.Atoi(port)
-		eps = append(eps, config.Endpoint{Address: host, Port: p, Ready: true})
-	}
-	snap, err := ingress.Translate(objs, ingress.Options{Endpoints: map[string][]config.Endpoint{"milvus/milvus-demo": eps}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := runtime.New(runtime.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Certs: store, Bind: func(config.Listener) string { return "127.0.0.1:0" }})
-	if err := rt.Apply(snap); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		rt.Shutdown(ctx)
-	})
-	a := rt.Addrs()[443]
-	if a == nil {
-		t.Fatalf("l7lb has no HTTPS listener: %v", rt.Addrs())
-	}
-	return &l7lb{addr: a.String(), ca: ca, cluster: cl}
+	return &l7lb{addr: a, ca: lb.CA, cluster: cl}
 }

@@ -23,8 +23,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -35,13 +33,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/l7lb/l7lb/internal/certstore"
-	"github.com/l7lb/l7lb/internal/config"
-	"github.com/l7lb/l7lb/internal/config/ingress"
-	"github.com/l7lb/l7lb/internal/config/manifest"
 	"github.com/l7lb/l7lb/internal/fakemilvus"
-	"github.com/l7lb/l7lb/internal/pki"
-	"github.com/l7lb/l7lb/internal/runtime"
+	"github.com/l7lb/l7lb/internal/lbtest"
 )
 
 // installLine is how .ci/run installs the binary; the test prints it when
@@ -58,32 +51,9 @@ const minCases = 145
 // 127.0.0.1:PORT, which matches no rule (the rule is for the Milvus host),
 // so l7lb answers them itself with its unmatched-route response — an
 // ordinary HTTP/2 response, all h2spec needs.
-const h2specIngress = `apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  namespace: milvus
-  name: milvus-demo
-  annotations:
-    alb.ingress.kubernetes.io/backend-protocol-version: GRPC
-    alb.ingress.kubernetes.io/target-type: ip
-    alb.ingress.kubernetes.io/listen-ports: '[{"HTTP":80},{"HTTPS":443}]'
-    alb.ingress.kubernetes.io/certificate-arn: "{{ARN}}"
-spec:
-  ingressClassName: alb
-  rules:
-    - host: milvus-demo.milvus.io
-      http:
-        paths:
-        - path: /
-          pathType: Prefix
-          backend:
-            service:
-              name: milvus-demo
-              port:
-                number: 19530
-`
+var h2specIngress = lbtest.Ingress(`[{"HTTP":80},{"HTTPS":443}]`, "")
 
-const serverName = "milvus-demo.milvus.io"
+const serverName = lbtest.ServerName
 
 func TestH2spec(t *testing.T) {
 	bin := findH2spec(t)
@@ -139,53 +109,8 @@ func findH2spec(t *testing.T) string {
 // returns its listeners' addresses by configured port.
 func startL7LB(t *testing.T) map[int]net.Addr {
 	t.Helper()
-	cl, err := fakemilvus.Start(fakemilvus.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	ca, err := pki.NewCA("h2spec CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue([]string{serverName}, nil, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := certstore.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _, err := store.Import(leaf.CertPEM(), ca.CertPEM(), leaf.KeyPEM(), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := strings.Replace(h2specIngress, "{{ARN}}", c.ARN, 1)
-	objs, _, err := manifest.Parse("ingress.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var eps []config.Endpoint
-	for _, r := range cl.Replicas() {
-		host, port, _ := net.SplitHostPort(r.Addr())
-		p, _ := strconv.Atoi(port)
-		eps = append(eps, config.Endpoint{Address: host, Port: p, Ready: true})
-	}
-	snap, err := ingress.Translate(objs, ingress.Options{Endpoints: map[string][]config.Endpoint{"milvus/milvus-demo": eps}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rt := runtime.New(runtime.Options{Log: log, Certs: store, Bind: func(config.Listener) string { return "127.0.0.1:0" }})
-	if err := rt.Apply(snap); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		rt.Shutdown(ctx)
-	})
-	return rt.Addrs()
+	lb, _ := lbtest.StartWithCluster(t, fakemilvus.Options{}, lbtest.Options{Ingress: h2specIngress, CAName: "h2spec CA"})
+	return lb.Addrs
 }
 
 // junitReport is the part of h2spec's --junit-report output the test reads.
