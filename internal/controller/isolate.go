@@ -60,8 +60,22 @@ func (c *Controller) translate(v *view) (*result, error) {
 	for k, ps := range v.problems {
 		fail(k, ps)
 	}
+	// A group conflict is reported on every member, but only the members
+	// that changed are taken out: one already served as is is the group's
+	// last good state and stays. Should the rolled-back group still
+	// disagree (no last good state to keep), every member in it goes.
 	for k, ps := range groupConflicts(cand) {
+		if lg, cur := c.lastGood[k], cand[k]; lg != nil && lg.UID == cur.UID && lg.ResourceVersion == cur.ResourceVersion {
+			r.failed[k] = append(r.failed[k], ps...)
+			continue
+		}
 		fail(k, ps)
+	}
+	for k, ps := range groupConflicts(cand) {
+		if len(r.failed[k]) == 0 {
+			r.failed[k] = ps
+		}
+		delete(cand, k)
 	}
 	if len(v.classes) == 0 {
 		r.snap = &config.Snapshot{Listeners: []config.Listener{}, TargetGroups: []config.TargetGroup{}}
