@@ -18,6 +18,7 @@ import (
 
 	"github.com/l7lb/l7lb/internal/demo"
 	"github.com/l7lb/l7lb/internal/fakemilvus"
+	"github.com/l7lb/l7lb/internal/lbtest"
 	"github.com/l7lb/l7lb/internal/pki"
 )
 
@@ -52,42 +53,18 @@ func l7lb(ctx context.Context, args ...string) *exec.Cmd {
 func TestSeedStepsAsProcesses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cluster, err := fakemilvus.Start(fakemilvus.Options{Replicas: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-
+	cluster := startCluster(t)
 	// Step 2: aws acm import-certificate, locally.
-	ca, _ := pki.NewCA("seed root", time.Hour)
-	leaf, err := ca.Issue([]string{demo.ServerName}, nil, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := leaf.WriteFiles(dir); err != nil {
-		t.Fatal(err)
-	}
-	store := filepath.Join(dir, "store")
-	out, err := l7lb(ctx, "cert", "import", "--store", store,
-		"--certificate", "fileb://"+filepath.Join(dir, "Certificate.pem"),
-		"--certificate-chain", "fileb://"+filepath.Join(dir, "CertificateChain.pem"),
-		"--private-key", "fileb://"+filepath.Join(dir, "PrivateKey.pem")).Output()
-	if err != nil {
-		t.Fatalf("cert import: %v", err)
-	}
-	var imported struct{ CertificateArn string }
-	if err := json.Unmarshal(out, &imported); err != nil || !strings.HasPrefix(imported.CertificateArn, "arn:l7lb:acm:local:000000000000:certificate/") {
-		t.Fatalf("cert import printed %q (%v)", out, err)
-	}
+	seed := importSeedCertificate(t, ctx)
+	dir, store, ca := seed.dir, seed.store, seed.ca
+	imported := struct{ CertificateArn string }{seed.arn}
 
 	// Step 3: the seed's ingress.yaml with the ARN replaced, as the seed
 	// tells its reader to do.
 	ing := bytes.Replace(demo.SeedIngress, []byte(demo.SeedARN), []byte(imported.CertificateArn), 1)
-	ingFile := filepath.Join(dir, "ingress.yaml")
-	os.WriteFile(ingFile, ing, 0o644)
+	ingFile := writeFile(t, dir, "ingress.yaml", ing)
 	addrFile := filepath.Join(dir, "addrs.json")
-	var stderr syncBuffer
+	var stderr lbtest.Buffer
 	serve := l7lb(ctx, "serve", "-f", ingFile, "--store", store,
 		"--endpoints", "milvus/milvus-demo="+strings.Join(cluster.Addrs(), ","),
 		"--listen", "443=127.0.0.1:0", "--addr-file", addrFile, "--drain-timeout", "5s")
@@ -150,8 +127,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	bad := bytes.Replace(demo.SeedIngress, []byte(`'[{"HTTPS":443}]'`), []byte(`'[{"HTTPS":"443"}]'`), 1)
-	f := filepath.Join(dir, "ingress.yaml")
-	os.WriteFile(f, bad, 0o644)
+	f := writeFile(t, dir, "ingress.yaml", bad)
 	out, err := l7lb(ctx, "serve", "-f", f, "--store", filepath.Join(dir, "store"), "--listen", "443=127.0.0.1:0").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Fatalf("exit: %v\n%s", err, out)
@@ -165,11 +141,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 func TestValidate(t *testing.T) {
 	dir := t.TempDir()
 	store := filepath.Join(dir, "store")
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		os.WriteFile(p, b, 0o644)
-		return p
-	}
+	write := func(name string, b []byte) string { return writeFile(t, dir, name, b) }
 	seed := write("seed.yaml", demo.SeedIngress)
 	withUnknown := write("unknown.yaml", bytes.Replace(demo.SeedIngress, []byte("    alb.ingress.kubernetes.io/scheme"),
 		[]byte("    alb.ingress.kubernetes.io/ssl-policy: ELBSecurityPolicy-TLS13-1-2-2021-06\n    alb.ingress.kubernetes.io/scheme"), 1))
@@ -233,4 +205,60 @@ func TestExampleIsTheSeed(t *testing.T) {
 	if !bytes.Equal(b, demo.SeedIngress) {
 		t.Fatal("examples/ingress.yaml differs from internal/demo/ingress.yaml")
 	}
+}
+
+func startCluster(t *testing.T) *fakemilvus.Cluster {
+	t.Helper()
+	cluster, err := fakemilvus.Start(fakemilvus.Options{Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	return cluster
+}
+
+// seedCertificate is the seed's step 2 done with the real binary: a
+// certificate for milvus-demo.milvus.io imported into a store by
+// `l7lb cert import` with fileb:// paths, as the seed writes them.
+type seedCertificate struct {
+	dir, store, arn string
+	ca              *pki.CA
+}
+
+func importSeedCertificate(t *testing.T, ctx context.Context) seedCertificate {
+	t.Helper()
+	ca, err := pki.NewCA("seed root", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue([]string{demo.ServerName}, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := leaf.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "store")
+	out, err := l7lb(ctx, "cert", "import", "--store", store,
+		"--certificate", "fileb://"+filepath.Join(dir, "Certificate.pem"),
+		"--certificate-chain", "fileb://"+filepath.Join(dir, "CertificateChain.pem"),
+		"--private-key", "fileb://"+filepath.Join(dir, "PrivateKey.pem")).Output()
+	if err != nil {
+		t.Fatalf("cert import: %v", err)
+	}
+	var imported struct{ CertificateArn string }
+	if err := json.Unmarshal(out, &imported); err != nil || !strings.HasPrefix(imported.CertificateArn, "arn:l7lb:acm:local:000000000000:certificate/") {
+		t.Fatalf("cert import printed %q (%v)", out, err)
+	}
+	return seedCertificate{dir: dir, store: store, arn: imported.CertificateArn, ca: ca}
+}
+
+func writeFile(t *testing.T, dir, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

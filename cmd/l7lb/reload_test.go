@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,41 +12,25 @@ import (
 	"github.com/milvus-io/milvus/client/v2/milvusclient"
 
 	"github.com/l7lb/l7lb/internal/demo"
-	"github.com/l7lb/l7lb/internal/fakemilvus"
-	"github.com/l7lb/l7lb/internal/pki"
+	"github.com/l7lb/l7lb/internal/lbtest"
 )
 
 // TestReloadKeepsServing runs serve as a process, then breaks its file
-// (refused, the old configuration keeps serving), fixes it with a new
-// endpoint list (applied), and sends SIGHUP: the listener stays, RPCs keep
-// working throughout, and SIGTERM ends it with exit 0.
+// (refused, the old configuration keeps serving), restores it (reloaded),
+// and sends SIGHUP (reloaded again): the listener stays, RPCs keep working
+// throughout, and SIGTERM ends it with exit 0.
 func TestReloadKeepsServing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cluster, err := fakemilvus.Start(fakemilvus.Options{Replicas: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	ca, _ := pki.NewCA("reload root", time.Hour)
-	leaf, _ := ca.Issue([]string{demo.ServerName}, nil, time.Hour)
-	dir := t.TempDir()
-	leaf.WriteFiles(dir)
-	store := filepath.Join(dir, "store")
-	out, err := l7lb(ctx, "cert", "import", "--store", store, "--certificate", filepath.Join(dir, "Certificate.pem"),
-		"--certificate-chain", filepath.Join(dir, "CertificateChain.pem"), "--private-key", filepath.Join(dir, "PrivateKey.pem")).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	arn := strings.Split(string(out), `"`)[3]
-	addrs := cluster.Addrs()
-	ing := bytes.Replace(demo.SeedIngress, []byte(demo.SeedARN), []byte(arn), 1)
-	ingFile := filepath.Join(dir, "ingress.yaml")
-	os.WriteFile(ingFile, ing, 0o644)
+	cluster := startCluster(t)
+	seed := importSeedCertificate(t, ctx)
+	dir, store, ca := seed.dir, seed.store, seed.ca
+	ing := bytes.Replace(demo.SeedIngress, []byte(demo.SeedARN), []byte(seed.arn), 1)
+	ingFile := writeFile(t, dir, "ingress.yaml", ing)
 	addrFile := filepath.Join(dir, "addrs.json")
-	var stderr syncBuffer
+	var stderr lbtest.Buffer
 	serve := l7lb(ctx, "serve", "-f", ingFile, "--store", store, "--admin", "off",
-		"--endpoints", "milvus/milvus-demo="+strings.Join(addrs, ","),
+		"--endpoints", "milvus/milvus-demo="+strings.Join(cluster.Addrs(), ","),
 		"--listen", "443=127.0.0.1:0", "--addr-file", addrFile, "--drain-timeout", "5s")
 	serve.Stderr = &stderr
 	if err := serve.Start(); err != nil {
@@ -72,12 +54,12 @@ func TestReloadKeepsServing(t *testing.T) {
 	call("before")
 
 	// A broken file: refused, logged, the old configuration serves on.
-	os.WriteFile(ingFile, []byte("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: [broken\n"), 0o644)
+	writeFile(t, dir, "ingress.yaml", []byte("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: [broken\n"))
 	waitLog(t, &stderr, "configuration refused; still serving the previous one")
 	call("after the broken file")
 
 	// Fixed again, and SIGHUP: reloaded on the same listener.
-	os.WriteFile(ingFile, ing, 0o644)
+	writeFile(t, dir, "ingress.yaml", ing)
 	waitLog(t, &stderr, "configuration reloaded")
 	serve.Process.Signal(syscall.SIGHUP)
 	waitLogCount(t, &stderr, "configuration reloaded", 2)
@@ -89,9 +71,9 @@ func TestReloadKeepsServing(t *testing.T) {
 	}
 }
 
-func waitLog(t *testing.T, b *syncBuffer, s string) { t.Helper(); waitLogCount(t, b, s, 1) }
+func waitLog(t *testing.T, b *lbtest.Buffer, s string) { t.Helper(); waitLogCount(t, b, s, 1) }
 
-func waitLogCount(t *testing.T, b *syncBuffer, s string, n int) {
+func waitLogCount(t *testing.T, b *lbtest.Buffer, s string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for strings.Count(b.String(), s) < n {
@@ -100,22 +82,4 @@ func waitLogCount(t *testing.T, b *syncBuffer, s string, n int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

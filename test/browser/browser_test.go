@@ -25,6 +25,7 @@ import (
 	"github.com/l7lb/l7lb/internal/certstore"
 	"github.com/l7lb/l7lb/internal/demo"
 	"github.com/l7lb/l7lb/internal/fakemilvus"
+	"github.com/l7lb/l7lb/internal/lbtest"
 	"github.com/l7lb/l7lb/internal/pki"
 )
 
@@ -52,23 +53,6 @@ const fastHealth = `    alb.ingress.kubernetes.io/healthcheck-interval-seconds: 
     alb.ingress.kubernetes.io/healthy-threshold-count: "2"
     alb.ingress.kubernetes.io/unhealthy-threshold-count: "2"
 `
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func freePort(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -125,7 +109,7 @@ func TestDashboardShowsTargetHealth(t *testing.T) {
 	adminAddr := freePort(t)
 	addrFile := filepath.Join(dir, "addrs.json")
 	accessLog := filepath.Join(dir, "access.log")
-	var logs syncBuffer
+	var logs lbtest.Buffer
 	serve := exec.CommandContext(ctx, binary, "serve", "-f", ingFile, "--store", storeDir,
 		"--endpoints", "milvus/milvus-demo="+strings.Join(cluster.Addrs(), ","),
 		"--listen", "443=127.0.0.1:0", "--addr-file", addrFile, "--admin", adminAddr,
@@ -244,7 +228,7 @@ func TestDashboardShowsTargetHealth(t *testing.T) {
 	}
 }
 
-func waitListening(t *testing.T, addrFile, readyURL string, logs *syncBuffer) string {
+func waitListening(t *testing.T, addrFile, readyURL string, logs *lbtest.Buffer) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {

@@ -2,7 +2,6 @@ package fault
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -194,28 +192,7 @@ func (s *slowServer) Insert(ctx context.Context, req *milvuspb.InsertRequest) (*
 }
 
 // logBuf collects log output safely and lets a case wait for a line.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuf) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Len()
-}
+type logBuf struct{ lbtest.Buffer }
 
 // linesSince returns the log lines after byte offset off that satisfy ok.
 func (l *logBuf) linesSince(off int, ok func(string) bool) []string {
