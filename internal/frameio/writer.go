@@ -19,7 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
+
+	"github.com/l7lb/l7lb/internal/hpackenc"
 )
 
 // ErrClosed is returned once the connection is closed.
@@ -43,7 +44,7 @@ type Writer struct {
 	err     error
 
 	// Enc is the connection's HPACK encoder; use only under Lock.
-	Enc    *hpack.Encoder
+	Enc    *hpackenc.Encoder
 	encBuf []byte
 
 	// MaxFrame is the peer's SETTINGS_MAX_FRAME_SIZE; under Lock.
@@ -63,18 +64,11 @@ type Writer struct {
 	WriteTimeout time.Duration
 }
 
-type encSink struct{ w *Writer }
-
-func (s encSink) Write(p []byte) (int, error) {
-	s.w.encBuf = append(s.w.encBuf, p...)
-	return len(p), nil
-}
-
 // NewWriter returns a Writer for conn; conn may be nil when Start is given
 // a dial function. Frames can be appended before Start.
 func NewWriter(conn net.Conn) *Writer {
 	w := &Writer{conn: conn, kick: make(chan struct{}, 1), done: make(chan struct{}), MaxFrame: 16384}
-	w.Enc = hpack.NewEncoder(encSink{w})
+	w.Enc = hpackenc.New()
 	return w
 }
 
@@ -286,12 +280,12 @@ func (w *Writer) AppendData(stream uint32, p []byte, end bool) bool {
 
 // EncodeField HPACK-encodes one header field into the pending header block.
 func (w *Writer) EncodeField(name, value string) {
-	w.Enc.WriteField(hpack.HeaderField{Name: name, Value: value})
+	w.encBuf = w.Enc.AppendField(w.encBuf, name, value, false)
 }
 
 // EncodeSensitive encodes a field that must never enter the dynamic table.
 func (w *Writer) EncodeSensitive(name, value string) {
-	w.Enc.WriteField(hpack.HeaderField{Name: name, Value: value, Sensitive: true})
+	w.encBuf = w.Enc.AppendField(w.encBuf, name, value, true)
 }
 
 // AppendHeaders appends the header block encoded since the last call as a
@@ -299,6 +293,7 @@ func (w *Writer) EncodeSensitive(name, value string) {
 func (w *Writer) AppendHeaders(stream uint32, end bool) bool {
 	block := w.encBuf
 	w.encBuf = w.encBuf[:0]
+	w.Enc.EndBlock()
 	if w.closed {
 		return false
 	}
@@ -331,7 +326,10 @@ func (w *Writer) AppendHeaders(stream uint32, end bool) bool {
 // encoder state already changed, so the connection's encoder must not be
 // used for anything the peer decodes after this; only use it when the
 // connection is going away.
-func (w *Writer) DiscardHeaders() { w.encBuf = w.encBuf[:0] }
+func (w *Writer) DiscardHeaders() {
+	w.encBuf = w.encBuf[:0]
+	w.Enc.EndBlock()
+}
 
 // AppendRST appends RST_STREAM.
 func (w *Writer) AppendRST(stream uint32, code http2.ErrCode) bool {

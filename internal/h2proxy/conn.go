@@ -300,7 +300,7 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 		case http2.SettingMaxFrameSize:
 			sc.w.MaxFrame = int(s.Val)
 		case http2.SettingHeaderTableSize:
-			sc.w.Enc.SetMaxDynamicTableSizeLimit(s.Val)
+			sc.w.Enc.SetPeerLimit(s.Val)
 		}
 		return nil
 	})

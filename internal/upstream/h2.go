@@ -406,7 +406,7 @@ func (c *Conn) handle(f http2.Frame, hr *frameio.HeaderReader) error {
 			case http2.SettingMaxConcurrentStreams:
 				c.maxStreams = st.Val
 			case http2.SettingHeaderTableSize:
-				c.w.Enc.SetMaxDynamicTableSizeLimit(st.Val)
+				c.w.Enc.SetPeerLimit(st.Val)
 			}
 			return nil
 		})
