@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	goruntime "runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/l7lb/l7lb/internal/certstore"
 	"github.com/l7lb/l7lb/internal/config"
+	"github.com/l7lb/l7lb/internal/procs"
 	"github.com/l7lb/l7lb/internal/runtime"
 )
 
@@ -29,6 +31,7 @@ type serveFlags struct {
 	addrFile     string
 	drain        time.Duration
 	idle         time.Duration
+	procs        string
 	obs          observabilityFlags // issue 5: --admin, --pprof, --access-log (observability.go)
 }
 
@@ -44,9 +47,28 @@ func (sf *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&sf.addrFile, "addr-file", "", "write the bound listener addresses as JSON {\"443\":\"127.0.0.1:8443\"} to this file once serving")
 	fs.DurationVar(&sf.drain, "drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long in-flight requests may take to finish")
 	fs.DurationVar(&sf.idle, "idle-timeout", 60*time.Second, "close client connections without streams after this long")
+	fs.StringVar(&sf.procs, "procs", "auto", "OS threads running Go code (GOMAXPROCS): auto fits them to the load, up to the CPUs l7lb may use; a number fixes them (so does the GOMAXPROCS environment variable)")
 	fs.StringVar(&sf.log.level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&sf.log.format, "log-format", "text", "text or json")
 	sf.obs.register(fs)
+}
+
+// procsPolicy reads --procs: nil when GOMAXPROCS is fixed (by the flag,
+// which it then applies, or by the environment).
+func (sf *serveFlags) procsPolicy() (*procs.Policy, error) {
+	switch {
+	case sf.procs == "auto" && os.Getenv("GOMAXPROCS") != "":
+		return nil, nil
+	case sf.procs == "auto":
+		p := procs.Defaults(goruntime.GOMAXPROCS(0))
+		return &p, nil
+	}
+	n, err := strconv.Atoi(sf.procs)
+	if err != nil || n < 1 {
+		return nil, fmt.Errorf("--procs %q: want auto or a number of threads from 1", sf.procs)
+	}
+	goruntime.GOMAXPROCS(n)
+	return nil, nil
 }
 
 // bindFunc maps listeners to addresses, honouring --listen overrides.
@@ -89,6 +111,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	bind, err := sf.bindFunc()
+	if err != nil {
+		fmt.Fprintln(stderr, "l7lb serve:", err)
+		return 2
+	}
+	adaptProcs, err := sf.procsPolicy()
 	if err != nil {
 		fmt.Fprintln(stderr, "l7lb serve:", err)
 		return 2
@@ -146,6 +173,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	rctx, stopReload := context.WithCancel(ctx)
 	defer stopReload()
 	go rl.run(rctx, time.Second)
+	if adaptProcs != nil {
+		pc := &procs.Controller{Policy: *adaptProcs, Log: log, OnChange: obs.Metrics.SetProcs}
+		go pc.Run(rctx)
+	}
 
 	<-ctx.Done()
 	// Readiness turns not-ready first, so that whatever routes to l7lb

@@ -57,6 +57,8 @@ type Metrics struct {
 	lastReloadTime prometheus.Gauge
 	accessDropped  prometheus.Counter
 	accessWritten  prometheus.Counter
+	procs          prometheus.Gauge
+	procsChanges   prometheus.Counter
 
 	status *statusCollector
 
@@ -102,6 +104,9 @@ func New(opts Options) *Metrics {
 	m.lastReloadTime = gauge("config_last_reload_success_timestamp_seconds", "Unix time of the last successful configuration load (start-up counts).")
 	m.accessDropped = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "access_log_dropped_total", Help: "Access log lines dropped because the writer could not keep up."})
 	m.accessWritten = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "access_log_lines_total", Help: "Access log lines written."})
+	m.procs = gauge("gomaxprocs", "OS threads running Go code now (GOMAXPROCS); with --procs auto it follows the load.")
+	m.procsChanges = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "gomaxprocs_changes_total", Help: "Times --procs auto changed GOMAXPROCS."})
+	m.procs.Set(float64(goruntime.GOMAXPROCS(0)))
 	m.status = newStatusCollector()
 
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info", Help: "Always 1; the labels say which l7lb runs."}, []string{"version", "revision", "goversion"})
@@ -110,7 +115,7 @@ func New(opts Options) *Metrics {
 
 	m.reg.MustRegister(m.requests, m.duration, m.targetDuration, m.received, m.sent,
 		m.conns, m.connsTotal, m.handshakes, m.handshakeErrs, m.ejections, m.retries, m.failOpen,
-		m.reloads, m.lastReloadOK, m.lastReloadTime, m.accessDropped, m.accessWritten, buildInfo, m.status,
+		m.reloads, m.lastReloadOK, m.lastReloadTime, m.accessDropped, m.accessWritten, m.procs, m.procsChanges, buildInfo, m.status,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.series.Store(&map[seriesKey]*series{})
 	m.targets.Store(&map[targetKey]*TargetStats{})
@@ -127,6 +132,12 @@ func revision() string {
 		}
 	}
 	return ""
+}
+
+// SetProcs records that --procs auto changed GOMAXPROCS to n.
+func (m *Metrics) SetProcs(n int) {
+	m.procsChanges.Inc()
+	m.procs.Set(float64(n))
 }
 
 // Registry is where the metrics live (tests gather from it).
