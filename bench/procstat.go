@@ -68,30 +68,74 @@ func cpuTime(pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / clkTck
 }
 
-func treeCPU(pids []int) time.Duration {
-	var d time.Duration
-	for _, p := range pids {
-		d += cpuTime(p)
-	}
-	return d
+// procCounters are the per-process counters that explain where a
+// balancer's CPU goes: user and system time, read- and write-family
+// syscalls (/proc/PID/io syscr, syscw) and context switches.
+type procCounters struct {
+	User, Sys           time.Duration
+	ReadCalls           int64
+	WriteCalls          int64
+	VoluntarySwitches   int64
+	InvoluntarySwitches int64
 }
 
-// statusKB reads a "Vm...:   N kB" line of /proc/<pid>/status.
-func statusKB(pid int, key string) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+func (c procCounters) sub(o procCounters) procCounters {
+	return procCounters{
+		User: c.User - o.User, Sys: c.Sys - o.Sys,
+		ReadCalls: c.ReadCalls - o.ReadCalls, WriteCalls: c.WriteCalls - o.WriteCalls,
+		VoluntarySwitches:   c.VoluntarySwitches - o.VoluntarySwitches,
+		InvoluntarySwitches: c.InvoluntarySwitches - o.InvoluntarySwitches,
+	}
+}
+
+// treeCounters sums procCounters over pids; a counter that cannot be read
+// (another user's process, one that exited) counts as zero.
+func treeCounters(pids []int) procCounters {
+	var c procCounters
+	for _, p := range pids {
+		dir := "/proc/" + strconv.Itoa(p) + "/"
+		if b, err := os.ReadFile(dir + "stat"); err == nil {
+			if f := statFields(string(b)); len(f) >= 13 {
+				ut, _ := strconv.ParseInt(f[11], 10, 64)
+				st, _ := strconv.ParseInt(f[12], 10, 64)
+				c.User += time.Duration(ut) * time.Second / clkTck
+				c.Sys += time.Duration(st) * time.Second / clkTck
+			}
+		}
+		c.ReadCalls += keyValue(dir+"io", "syscr")
+		c.WriteCalls += keyValue(dir+"io", "syscw")
+		// Context switches are counted per thread.
+		tasks, _ := os.ReadDir(dir + "task")
+		for _, task := range tasks {
+			st := dir + "task/" + task.Name() + "/status"
+			c.VoluntarySwitches += keyValue(st, "voluntary_ctxt_switches")
+			c.InvoluntarySwitches += keyValue(st, "nonvoluntary_ctxt_switches")
+		}
+	}
+	return c
+}
+
+// keyValue reads the first number after "key:" in a /proc file of
+// "key: value" lines, 0 when absent.
+func keyValue(path, key string) int64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if rest, ok := strings.CutPrefix(line, key+":"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
+			if f := strings.Fields(rest); len(f) > 0 {
 				n, _ := strconv.ParseInt(f[0], 10, 64)
 				return n
 			}
 		}
 	}
 	return 0
+}
+
+// statusKB reads a "Vm...:   N kB" line of /proc/<pid>/status.
+func statusKB(pid int, key string) int64 {
+	return keyValue("/proc/"+strconv.Itoa(pid)+"/status", key)
 }
 
 func treeKB(pids []int, key string) int64 {

@@ -22,10 +22,15 @@ type Record struct {
 	P50ms       float64          `json:"p50_ms"`
 	P99ms       float64          `json:"p99_ms"`
 	MaxMs       float64          `json:"max_ms"`
-	CPUusPerRPC *float64         `json:"balancer_cpu_us_per_rpc"` // utime+stime of the balancer's processes / ops
-	CPUCores    *float64         `json:"balancer_cpu_cores"`      // the same over the window's length
-	PeakRSSMiB  *float64         `json:"balancer_peak_rss_mib"`   // peak of the summed VmRSS, sampled every 20 ms
-	HWMMiB      *float64         `json:"balancer_vmhwm_mib"`      // sum of VmHWM over its processes at the end
+	CPUusPerRPC *float64         `json:"balancer_cpu_us_per_rpc"`                 // utime+stime of the balancer's processes / ops
+	CPUCores    *float64         `json:"balancer_cpu_cores"`                      // the same over the window's length
+	UserUs      *float64         `json:"balancer_user_us_per_rpc,omitempty"`      // the user-time part of it
+	SysUs       *float64         `json:"balancer_sys_us_per_rpc,omitempty"`       // the system-time part of it
+	ReadCalls   *float64         `json:"balancer_read_calls_per_rpc,omitempty"`   // read-family syscalls (/proc/PID/io syscr) / ops
+	WriteCalls  *float64         `json:"balancer_write_calls_per_rpc,omitempty"`  // write-family syscalls (syscw) / ops
+	CtxSwitches *float64         `json:"balancer_ctx_switches_per_rpc,omitempty"` // voluntary + involuntary / ops
+	PeakRSSMiB  *float64         `json:"balancer_peak_rss_mib"`                   // peak of the summed VmRSS, sampled every 20 ms
+	HWMMiB      *float64         `json:"balancer_vmhwm_mib"`                      // sum of VmHWM over its processes at the end
 	Procs       int              `json:"balancer_procs"`
 	BackendCPU  float64          `json:"backend_cpu_us_per_rpc"`
 	ClientCPU   float64          `json:"client_cpu_us_per_rpc"`
@@ -183,6 +188,12 @@ func printProgress(seq, total int, r Record) {
 	cpu := "—"
 	if r.CPUusPerRPC != nil {
 		cpu = fmt.Sprintf("%.1f", *r.CPUusPerRPC)
+		if r.UserUs != nil {
+			// where the CPU went: user/system time, read and write
+			// syscalls and context switches, all per RPC
+			cpu += fmt.Sprintf("(usr %.1f sys %.1f rd %.2f wr %.2f cs %.2f)",
+				*r.UserUs, *r.SysUs, *r.ReadCalls, *r.WriteCalls, *r.CtxSwitches)
+		}
 	}
 	rss := "—"
 	if r.PeakRSSMiB != nil {
@@ -209,19 +220,22 @@ func measure(e *env, be *backendProc, stats *backendStatsClient, name string, w 
 	var cpu0, bcpu0, ccpu0 time.Duration
 	var counts0, counts1 []int64
 	var cpu1, bcpu1, ccpu1 time.Duration
+	var pc0, pc1 procCounters
 	var cerr error
 	h := hooks{
 		windowStart: func() {
 			if bal.Pid != 0 {
 				pids = procTree(bal.Pid)
-				cpu0 = treeCPU(pids)
+				pc0 = treeCounters(pids)
+				cpu0 = pc0.User + pc0.Sys
 			}
 			bcpu0, ccpu0 = cpuTime(be.Pid), cpuTime(os.Getpid())
 			counts0, cerr = stats.counts()
 		},
 		windowEnd: func() {
 			if bal.Pid != 0 {
-				cpu1 = treeCPU(pids)
+				pc1 = treeCounters(pids)
+				cpu1 = pc1.User + pc1.Sys
 			}
 			bcpu1, ccpu1 = cpuTime(be.Pid), cpuTime(os.Getpid())
 			var err error
@@ -258,7 +272,14 @@ func measure(e *env, be *backendProc, stats *backendStatsClient, name string, w 
 	rec.FirstError = res.FirstErr
 	if res.Ops > 0 {
 		if bal.Pid != 0 {
-			rec.CPUusPerRPC = fptr(float64(cpu1-cpu0) / float64(time.Microsecond) / float64(res.Ops))
+			ops := float64(res.Ops)
+			rec.CPUusPerRPC = fptr(float64(cpu1-cpu0) / float64(time.Microsecond) / ops)
+			d := pc1.sub(pc0)
+			rec.UserUs = fptr(float64(d.User) / float64(time.Microsecond) / ops)
+			rec.SysUs = fptr(float64(d.Sys) / float64(time.Microsecond) / ops)
+			rec.ReadCalls = fptr(float64(d.ReadCalls) / ops)
+			rec.WriteCalls = fptr(float64(d.WriteCalls) / ops)
+			rec.CtxSwitches = fptr(float64(d.VoluntarySwitches+d.InvoluntarySwitches) / ops)
 		}
 		rec.BackendCPU = float64(bcpu1-bcpu0) / float64(time.Microsecond) / float64(res.Ops)
 		rec.ClientCPU = float64(ccpu1-ccpu0) / float64(time.Microsecond) / float64(res.Ops)
