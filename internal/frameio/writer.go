@@ -32,6 +32,12 @@ var ErrClosed = errors.New("connection closed")
 // connection closed instead of growing our memory.
 const MaxQueuedControlFrames = 10000
 
+// vectorWriter is a connection that writes many buffers at once
+// (sockio.Conn); net.Buffers.WriteTo would take net's own path instead.
+type vectorWriter interface {
+	Writev(bufs [][]byte) (int64, error)
+}
+
 // Writer is one connection's frame writer.
 type Writer struct {
 	conn net.Conn
@@ -139,8 +145,13 @@ func (w *Writer) run(dial func() (net.Conn, error), ready func(net.Conn)) {
 			}
 			// One writev on a TCP connection; a TLS connection takes the
 			// pieces one by one, each at least a full TLS record's worth.
-			nb := net.Buffers(bufs)
-			_, err := nb.WriteTo(w.conn)
+			var err error
+			if vw, ok := w.conn.(vectorWriter); ok {
+				_, err = vw.Writev(bufs)
+			} else {
+				nb := net.Buffers(bufs)
+				_, err = nb.WriteTo(w.conn)
+			}
 			release(arrs)
 			if err != nil {
 				w.fail(err)

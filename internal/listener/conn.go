@@ -17,6 +17,18 @@ type peekedConn struct {
 
 func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// Writev keeps the connection's vectored writes (sockio.Conn) reachable
+// through the wrapper.
+func (c *peekedConn) Writev(bufs [][]byte) (int64, error) {
+	if vw, ok := c.Conn.(interface {
+		Writev([][]byte) (int64, error)
+	}); ok {
+		return vw.Writev(bufs)
+	}
+	nb := net.Buffers(bufs)
+	return nb.WriteTo(c.Conn)
+}
+
 // trackedConn tells its owner when net/http has closed it.
 type trackedConn struct {
 	net.Conn

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/l7lb/l7lb/internal/sockio"
 )
 
 const (
@@ -181,8 +183,9 @@ func (l *Listener) handle(raw net.Conn) {
 	}
 	var c net.Conn = raw
 	isH2 := false
+	sock := sockio.Wrap(raw)
 	if l.opts.Certs != nil {
-		tc := tls.Server(raw, l.tls)
+		tc := tls.Server(sock, l.tls)
 		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 		err := tc.HandshakeContext(ctx)
 		cancel()
@@ -197,7 +200,7 @@ func (l *Listener) handle(raw net.Conn) {
 		isH2 = tc.ConnectionState().NegotiatedProtocol == http2.NextProtoTLS
 	} else {
 		raw.SetReadDeadline(time.Now().Add(handshakeTimeout))
-		br := bufio.NewReaderSize(raw, 4096)
+		br := bufio.NewReaderSize(sock, 4096)
 		proto := sniff(br)
 		raw.SetReadDeadline(time.Time{})
 		if proto == protoUnknown {
@@ -208,7 +211,7 @@ func (l *Listener) handle(raw net.Conn) {
 			return
 		}
 		isH2 = proto == protoH2
-		c = &peekedConn{Conn: raw, r: br}
+		c = &peekedConn{Conn: sock, r: br}
 	}
 	if !isH2 {
 		// net/http owns the connection from here and closes it itself.

@@ -48,7 +48,7 @@ func Defaults(max int) Policy {
 		Interval:  250 * time.Millisecond,
 		UpBusy:    0.75,
 		DownBusy:  0.6,
-		DownAfter: 2 * time.Second,
+		DownAfter: time.Second,
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/l7lb/l7lb/internal/frameio"
+	"github.com/l7lb/l7lb/internal/sockio"
 )
 
 // Windows l7lb grants a target for response data. Credit goes back to the
@@ -180,6 +181,7 @@ func (cs *Conns) dial() (net.Conn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
+	c = sockio.Wrap(c)
 	if !cs.secure {
 		return c, nil
 	}

@@ -31,9 +31,10 @@ type collection struct {
 	createdTs   uint64
 	updateTs    uint64
 
-	rows  []row
-	byPK  map[any]int // primary key (int64 or string) -> index in rows
-	index []*indexMeta
+	rows    []row
+	byPK    map[any]int // primary key (int64 or string) -> index in rows
+	written int         // rows written by inserts and upserts, rewrites included
+	index   []*indexMeta
 
 	loaded bool
 }
@@ -101,6 +102,7 @@ func (c *collection) indexOnField(field string) *indexMeta {
 // physically but every read deduplicates to the newest version, so "newest
 // wins" is the observable behaviour.
 func (c *collection) put(r row) {
+	c.written++
 	key := r[c.pkPos]
 	if i, ok := c.byPK[key]; ok {
 		c.rows[i] = r

@@ -66,6 +66,20 @@ func (e *Engine) RowCount(db, collection string) int {
 	return len(c.rows)
 }
 
+// RowsWritten reports how many rows inserts and upserts have written to a
+// collection, counting every write of the same primary key: above
+// RowCount (with no deletes) means a key was written twice. It is meant
+// for tests.
+func (e *Engine) RowsWritten(db, collection string) int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	c, err := e.collectionLocked(db, collection)
+	if err != nil {
+		return 0
+	}
+	return c.written
+}
+
 // server is one replica. Unimplemented methods fall through to the embedded
 // UnimplementedMilvusServiceServer and answer gRPC UNIMPLEMENTED.
 type server struct {
