@@ -65,9 +65,11 @@ type Writer struct {
 	// OnError is called once, from the writer goroutine, when a write
 	// fails; the connection is closed then.
 	OnError func(error)
-	// WriteTimeout bounds one write to the peer (0 = none): a peer that
-	// stops reading cannot pin the writer forever.
+	// WriteTimeout bounds one write to the peer (0 = none; a write may
+	// fail after half of it): a peer that stops reading cannot pin the
+	// writer forever.
 	WriteTimeout time.Duration
+	refreshAt    time.Time // when the write deadline needs moving; writer goroutine only
 }
 
 // NewWriter returns a Writer for conn; conn may be nil when Start is given
@@ -141,7 +143,13 @@ func (w *Writer) run(dial func() (net.Conn, error), ready func(net.Conn)) {
 		w.mu.Unlock()
 		if len(bufs) > 0 {
 			if w.WriteTimeout > 0 {
-				w.conn.SetWriteDeadline(time.Now().Add(w.WriteTimeout))
+				// Moving a deadline re-arms a runtime timer: refresh it
+				// only when half of it has passed, so that a write has
+				// between half of WriteTimeout and all of it.
+				if now := time.Now(); now.After(w.refreshAt) {
+					w.conn.SetWriteDeadline(now.Add(w.WriteTimeout))
+					w.refreshAt = now.Add(w.WriteTimeout / 2)
+				}
 			}
 			// One writev on a TCP connection; a TLS connection takes the
 			// pieces one by one, each at least a full TLS record's worth.

@@ -166,7 +166,7 @@ func (sc *serverConn) forward(st *stream, g *targetgroup.Group, end bool) {
 	st.respInspect.Limit = g.Config.MaxMessageBytes
 	if r.grpcTimeout != "" {
 		if d, ok := grpcwire.ParseTimeout(r.grpcTimeout); ok {
-			st.deadlineAt = time.Now().Add(d)
+			st.deadlineAt = st.rpc.Start.Add(d)
 		}
 	}
 	// The request is kept until its response starts, so that it can be

@@ -49,6 +49,7 @@ type nameSlot struct {
 	inserts  uint32
 	hits     uint32
 	volatile bool
+	literal  []byte // the name as a string literal, once it had to be sent as one
 }
 
 type entry struct {
@@ -150,7 +151,12 @@ func (e *Encoder) AppendField(dst []byte, name, value string, sensitive bool) []
 	}
 	dst = appendInt(dst, 0x00, 4, nameIdx) // without indexing
 	if nameIdx == 0 {
-		dst = appendString(dst, name, true)
+		// A per-request field's name goes out on every request: encode
+		// it once.
+		if slot.literal == nil {
+			slot.literal = appendString(nil, name, true)
+		}
+		dst = append(dst, slot.literal...)
 	}
 	// Values that are not indexed are mostly per-request; Huffman coding
 	// them would cost more CPU than the bytes it saves on a fast link.

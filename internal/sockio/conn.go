@@ -18,6 +18,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -34,27 +35,43 @@ const RawLimit = 64 << 10
 const maxIovecs = 1024
 
 // Conn is a TCP connection with raw-syscall Read, Write and Writev.
+//
+// The RawConn callbacks are method values made once, with their
+// arguments and results in the Conn (a closure per call would allocate);
+// rmu and wmu keep concurrent readers, or writers, from sharing them.
 type Conn struct {
 	*net.TCPConn
 	rc syscall.RawConn
 
-	// iov is Writev's scratch space; Writev has one caller at a time
-	// (the connection's writer), as net.Conn writes must anyway.
-	iov []syscall.Iovec
+	rmu    sync.Mutex
+	rbuf   []byte
+	rn     int
+	rerrno syscall.Errno
+	readFn func(uintptr) bool
+
+	wmu     sync.Mutex
+	wbuf    []byte
+	wn      int
+	werrno  syscall.Errno
+	writeFn func(uintptr) bool
+	iov     []syscall.Iovec // Writev's, consumed as the kernel takes bytes
+	iovFn   func(uintptr) bool
 }
 
 // Wrap returns c with raw-syscall I/O when it is a TCP connection, and c
 // itself otherwise.
-func Wrap(c net.Conn) net.Conn {
-	tc, ok := c.(*net.TCPConn)
+func Wrap(nc net.Conn) net.Conn {
+	tc, ok := nc.(*net.TCPConn)
 	if !ok {
-		return c
+		return nc
 	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
-		return c
+		return nc
 	}
-	return &Conn{TCPConn: tc, rc: rc}
+	c := &Conn{TCPConn: tc, rc: rc}
+	c.readFn, c.writeFn, c.iovFn = c.read, c.write, c.writev
+	return c
 }
 
 // Read reads what the socket has, up to len(p) (at most RawLimit when
@@ -66,30 +83,35 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) > RawLimit {
 		p = p[:RawLimit]
 	}
-	var n int
-	var errno syscall.Errno
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait in the poller
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.rbuf, c.rn, c.rerrno = p, 0, 0
+	err := c.rc.Read(c.readFn)
+	c.rbuf = nil
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
-	case errno != 0:
-		return 0, c.opError("read", os.NewSyscallError("read", errno))
-	case n == 0:
+	case c.rerrno != 0:
+		return 0, c.opError("read", os.NewSyscallError("read", c.rerrno))
+	case c.rn == 0:
 		return 0, io.EOF
 	}
-	return n, nil
+	return c.rn, nil
+}
+
+func (c *Conn) read(fd uintptr) bool {
+	p := c.rbuf
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // wait in the poller
+		}
+		c.rn, c.rerrno = int(r), e
+		return true
+	}
 }
 
 // Write writes all of p.
@@ -97,32 +119,37 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if len(p) > RawLimit {
 		return c.TCPConn.Write(p)
 	}
-	written := 0
-	var errno syscall.Errno
-	err := c.rc.Write(func(fd uintptr) bool {
-		for written < len(p) {
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[written])), uintptr(len(p)-written))
-			switch e {
-			case 0:
-				written += int(r)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				writeWaits.Add(1)
-				return false
-			default:
-				errno = e
-				return true
-			}
-		}
-		return true
-	})
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf, c.wn, c.werrno = p, 0, 0
+	err := c.rc.Write(c.writeFn)
+	c.wbuf = nil
 	switch {
 	case err != nil:
-		return written, c.opError("write", err)
-	case errno != 0:
-		return written, c.opError("write", os.NewSyscallError("write", errno))
+		return c.wn, c.opError("write", err)
+	case c.werrno != 0:
+		return c.wn, c.opError("write", os.NewSyscallError("write", c.werrno))
 	}
-	return written, nil
+	return c.wn, nil
+}
+
+func (c *Conn) write(fd uintptr) bool {
+	p := c.wbuf
+	for c.wn < len(p) {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[c.wn])), uintptr(len(p)-c.wn))
+		switch e {
+		case 0:
+			c.wn += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			writeWaits.Add(1)
+			return false // wait in the poller
+		default:
+			c.werrno = e
+			return true
+		}
+	}
+	return true
 }
 
 // Writev writes every buffer, in order, with as few writev calls as the
@@ -136,50 +163,55 @@ func (c *Conn) Writev(bufs [][]byte) (int64, error) {
 		nb := net.Buffers(bufs)
 		return nb.WriteTo(c.TCPConn)
 	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	iov := c.iov[:0]
 	for _, b := range bufs {
 		if len(b) > 0 {
 			iov = append(iov, syscall.Iovec{Base: &b[0], Len: uint64(len(b))})
 		}
 	}
-	c.iov = iov
-	var written int64
-	var errno syscall.Errno
-	err := c.rc.Write(func(fd uintptr) bool {
-		for len(iov) > 0 {
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-			switch e {
-			case 0:
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				writeWaits.Add(1)
-				return false
-			default:
-				errno = e
-				return true
-			}
-			n := uint64(r)
-			written += int64(n)
-			for len(iov) > 0 && n >= iov[0].Len {
-				n -= iov[0].Len
-				iov = iov[1:]
-			}
-			if n > 0 { // part of iov[0] went out
-				iov[0].Base = (*byte)(unsafe.Add(unsafe.Pointer(iov[0].Base), n))
-				iov[0].Len -= n
-			}
-		}
-		return true
-	})
-	clear(c.iov[:cap(c.iov)]) // drop the references to the buffers
+	c.iov, c.wn, c.werrno = iov, 0, 0
+	err := c.rc.Write(c.iovFn)
+	clear(iov[:cap(iov)]) // drop the references to the buffers
+	c.iov = iov[:0]
 	switch {
 	case err != nil:
-		return written, c.opError("writev", err)
-	case errno != 0:
-		return written, c.opError("writev", os.NewSyscallError("writev", errno))
+		return int64(c.wn), c.opError("writev", err)
+	case c.werrno != 0:
+		return int64(c.wn), c.opError("writev", os.NewSyscallError("writev", c.werrno))
 	}
-	return written, nil
+	return int64(c.wn), nil
+}
+
+func (c *Conn) writev(fd uintptr) bool {
+	for len(c.iov) > 0 {
+		iov := c.iov
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		switch e {
+		case 0:
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			writeWaits.Add(1)
+			return false // wait in the poller
+		default:
+			c.werrno = e
+			return true
+		}
+		n := uint64(r)
+		c.wn += int(n)
+		for len(iov) > 0 && n >= iov[0].Len {
+			n -= iov[0].Len
+			iov = iov[1:]
+		}
+		if n > 0 { // part of iov[0] went out
+			iov[0].Base = (*byte)(unsafe.Add(unsafe.Pointer(iov[0].Base), n))
+			iov[0].Len -= n
+		}
+		c.iov = iov
+	}
+	return true
 }
 
 // opError shapes errors as net.Conn's own: a *net.OpError around the

@@ -260,3 +260,33 @@ func TestErrorsLookLikeNetConns(t *testing.T) {
 		}
 	})
 }
+
+// Small reads and writes allocate nothing per call.
+func TestNoAllocations(t *testing.T) {
+	c, s := pair(t)
+	msg := pattern(512)
+	buf := make([]byte, 512)
+	vec := [][]byte{msg[:10], msg[10:]}
+	if n := testing.AllocsPerRun(200, func() {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(s, buf); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Writev(vec); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(s, buf); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("%.1f allocations per write-read round, want 0", n)
+	}
+}
