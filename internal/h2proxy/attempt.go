@@ -267,10 +267,10 @@ func (a *attempt) Headers(fields []hpack.HeaderField, end bool, b *frameio.Batch
 			return
 		}
 		if !end && holdHeaders(st.saved.path) {
-			held := make([]hpack.HeaderField, len(fields))
-			copy(held, fields)
+			// fields is the connection reader's, reused for the next
+			// block: keep a copy (in the stream when it fits).
 			sc.w.Lock()
-			st.held = held
+			st.held = append(st.heldSpace[:0], fields...)
 			sc.w.Unlock()
 			return
 		}

@@ -62,8 +62,9 @@ type stream struct {
 	blocked         bool
 	respInspect     grpcwire.Inspector
 	timer           *time.Timer
-	held            []hpack.HeaderField // response headers waiting for the first message
-	respUp          *upstream.Stream    // the attempt whose response goes to the client
+	held            []hpack.HeaderField  // response headers waiting for the first message
+	heldSpace       [4]hpack.HeaderField // held's array for the usual few fields
+	respUp          *upstream.Stream     // the attempt whose response goes to the client
 
 	rpc observe.RPC // filled as the request goes; reported when removed
 }
