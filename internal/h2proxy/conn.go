@@ -109,7 +109,16 @@ func (e connError) Error() string {
 
 func (sc *serverConn) serve() {
 	defer sc.closeAll()
-	br := bufio.NewReaderSize(sc.conn, 64<<10)
+	// Over TLS, crypto/tls already holds a decrypted record: a small
+	// buffer lets large DATA payloads go from tls's record straight into
+	// the framer (bufio reads around itself when empty), one copy less
+	// per byte. A raw TCP connection wants a large one: one read syscall
+	// for many frames.
+	bufSize := 64 << 10
+	if _, ok := sc.conn.(*tls.Conn); ok {
+		bufSize = 4 << 10
+	}
+	br := bufio.NewReaderSize(sc.conn, bufSize)
 	sc.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var preface [len(http2.ClientPreface)]byte
 	if _, err := io.ReadFull(br, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
