@@ -86,13 +86,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	c.rbuf, c.rn, c.rerrno = p, 0, 0
-	err := c.rc.Read(c.readFn)
+	err := c.rc.Read(c.readFn) // sets c.rerrno: read it only after
+	err = c.result("read", err, c.rerrno)
 	c.rbuf = nil
 	switch {
 	case err != nil:
-		return 0, c.opError("read", err)
-	case c.rerrno != 0:
-		return 0, c.opError("read", os.NewSyscallError("read", c.rerrno))
+		return 0, err
 	case c.rn == 0:
 		return 0, io.EOF
 	}
@@ -122,15 +121,10 @@ func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.wbuf, c.wn, c.werrno = p, 0, 0
-	err := c.rc.Write(c.writeFn)
+	err := c.rc.Write(c.writeFn) // sets c.werrno: read it only after
+	err = c.result("write", err, c.werrno)
 	c.wbuf = nil
-	switch {
-	case err != nil:
-		return c.wn, c.opError("write", err)
-	case c.werrno != 0:
-		return c.wn, c.opError("write", os.NewSyscallError("write", c.werrno))
-	}
-	return c.wn, nil
+	return c.wn, err
 }
 
 func (c *Conn) write(fd uintptr) bool {
@@ -172,16 +166,11 @@ func (c *Conn) Writev(bufs [][]byte) (int64, error) {
 		}
 	}
 	c.iov, c.wn, c.werrno = iov, 0, 0
-	err := c.rc.Write(c.iovFn)
+	err := c.rc.Write(c.iovFn) // sets c.werrno: read it only after
+	err = c.result("writev", err, c.werrno)
 	clear(iov[:cap(iov)]) // drop the references to the buffers
 	c.iov = iov[:0]
-	switch {
-	case err != nil:
-		return int64(c.wn), c.opError("writev", err)
-	case c.werrno != 0:
-		return int64(c.wn), c.opError("writev", os.NewSyscallError("writev", c.werrno))
-	}
-	return int64(c.wn), nil
+	return int64(c.wn), err
 }
 
 func (c *Conn) writev(fd uintptr) bool {
@@ -212,6 +201,18 @@ func (c *Conn) writev(fd uintptr) bool {
 		c.iov = iov
 	}
 	return true
+}
+
+// result turns what a RawConn call and its system calls returned into
+// the call's error: the poller's (deadline, Close) first, then errno's.
+func (c *Conn) result(op string, err error, errno syscall.Errno) error {
+	switch {
+	case err != nil:
+		return c.opError(op, err)
+	case errno != 0:
+		return c.opError(op, os.NewSyscallError(op, errno))
+	}
+	return nil
 }
 
 // opError shapes errors as net.Conn's own: a *net.OpError around the
