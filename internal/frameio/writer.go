@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/l7lb/l7lb/internal/hpackenc"
+	"github.com/l7lb/l7lb/internal/sockio"
 )
 
 // ErrClosed is returned once the connection is closed.
@@ -31,12 +32,6 @@ var ErrClosed = errors.New("connection closed")
 // us with frames needing an answer while not reading our answers gets its
 // connection closed instead of growing our memory.
 const MaxQueuedControlFrames = 10000
-
-// vectorWriter is a connection that writes many buffers at once
-// (sockio.Conn); net.Buffers.WriteTo would take net's own path instead.
-type vectorWriter interface {
-	Writev(bufs [][]byte) (int64, error)
-}
 
 // Writer is one connection's frame writer.
 type Writer struct {
@@ -153,13 +148,7 @@ func (w *Writer) run(dial func() (net.Conn, error), ready func(net.Conn)) {
 			}
 			// One writev on a TCP connection; a TLS connection takes the
 			// pieces one by one, each at least a full TLS record's worth.
-			var err error
-			if vw, ok := w.conn.(vectorWriter); ok {
-				_, err = vw.Writev(bufs)
-			} else {
-				nb := net.Buffers(bufs)
-				_, err = nb.WriteTo(w.conn)
-			}
+			_, err := sockio.WriteBuffers(w.conn, bufs)
 			release(arrs)
 			if err != nil {
 				w.fail(err)

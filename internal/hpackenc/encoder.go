@@ -95,9 +95,6 @@ func (e *Encoder) SetPeerLimit(n uint32) {
 // before the first field of a block.
 func (e *Encoder) EndBlock() { e.inBlock = false }
 
-// TableLen reports the entries in the dynamic table (for tests).
-func (e *Encoder) TableLen() int { return len(e.entries) }
-
 // AppendField appends the representation of one header field to dst.
 // Sensitive fields are never indexed, at either end (RFC 7541 §7.1.3).
 func (e *Encoder) AppendField(dst []byte, name, value string, sensitive bool) []byte {

@@ -136,7 +136,7 @@ func TestRepeatedRequestsAreIndexed(t *testing.T) {
 		t.Fatalf("a repeated request takes %d bytes (first %d), want at most %d", last, first, limit)
 	}
 	// :method and :scheme are in the static table; the other six repeat.
-	if n := p.enc.TableLen(); n != 6 {
+	if n := len(p.enc.entries); n != 6 {
 		t.Fatalf("table holds %d entries, want the 6 repeating fields outside the static table", n)
 	}
 }
@@ -148,7 +148,7 @@ func TestVolatileNameStopsIndexing(t *testing.T) {
 	for i := range 50 {
 		p.block(field{name: ":path", value: "/s/M"}, field{name: "x-id", value: strconv.Itoa(i)})
 	}
-	if n := p.enc.TableLen(); n != 1+volatileAfter {
+	if n := len(p.enc.entries); n != 1+volatileAfter {
 		t.Fatalf("table holds %d entries, want :path plus %d x-id values", n, volatileAfter)
 	}
 	if got := p.block(field{name: ":path", value: "/s/M"}); len(got) != 1 {
@@ -194,7 +194,7 @@ func TestPeerTableSize(t *testing.T) {
 	for range 3 {
 		p.block(grpcRequest("Query", "3m")...)
 	}
-	if n := p.enc.TableLen(); n != 0 {
+	if n := len(p.enc.entries); n != 0 {
 		t.Fatalf("table holds %d entries with a zero-size peer table", n)
 	}
 	p.setLimit(100)

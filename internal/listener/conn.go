@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"syscall"
+
+	"github.com/l7lb/l7lb/internal/sockio"
 )
 
 var errTooManyFiles = syscall.EMFILE
@@ -19,15 +21,7 @@ func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Writev keeps the connection's vectored writes (sockio.Conn) reachable
 // through the wrapper.
-func (c *peekedConn) Writev(bufs [][]byte) (int64, error) {
-	if vw, ok := c.Conn.(interface {
-		Writev([][]byte) (int64, error)
-	}); ok {
-		return vw.Writev(bufs)
-	}
-	nb := net.Buffers(bufs)
-	return nb.WriteTo(c.Conn)
-}
+func (c *peekedConn) Writev(bufs [][]byte) (int64, error) { return sockio.WriteBuffers(c.Conn, bufs) }
 
 // trackedConn tells its owner when net/http has closed it.
 type trackedConn struct {

@@ -5,9 +5,9 @@
 // a second OS thread to run it (a futex wake, a context switch, a
 // work-stealing spin) instead of running it on the P that readied it. At
 // loads one core carries comfortably, that hand-off is a large part of
-// l7lb's CPU per request: on a 2-core machine l7lb spent about a fifth
-// less CPU per small RPC with one P than with two, at the same or better
-// throughput and latency (bench/, workloads a, b and d).
+// l7lb's CPU per request: on a 2-core machine l7lb spent 12-20 % less
+// CPU per RPC with one P than with two (bench/, workloads a, b and d, in
+// alternating runs), at the same or better throughput.
 //
 // So the controller runs l7lb on as few Ps as the load needs. It watches
 // the process's CPU time (getrusage) and the machine's idle time

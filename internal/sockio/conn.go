@@ -215,6 +215,24 @@ func (c *Conn) result(op string, err error, errno syscall.Errno) error {
 	return nil
 }
 
+// vectorWriter is a connection that writes many buffers with one call:
+// a *Conn, or a wrapper that passes the call on.
+type vectorWriter interface {
+	Writev(bufs [][]byte) (int64, error)
+}
+
+// WriteBuffers writes bufs to c with c's Writev when it has one (a *Conn,
+// possibly wrapped), and with net.Buffers otherwise. net.Buffers.WriteTo
+// alone would miss the raw path: it finds net's own vectored writer,
+// promoted from the embedded *net.TCPConn.
+func WriteBuffers(c net.Conn, bufs [][]byte) (int64, error) {
+	if vw, ok := c.(vectorWriter); ok {
+		return vw.Writev(bufs)
+	}
+	nb := net.Buffers(bufs)
+	return nb.WriteTo(c)
+}
+
 // opError shapes errors as net.Conn's own: a *net.OpError around the
 // cause, so that timeouts, closed connections and resets test the same.
 func (c *Conn) opError(op string, err error) error {

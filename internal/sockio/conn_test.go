@@ -290,3 +290,55 @@ func TestNoAllocations(t *testing.T) {
 		t.Fatalf("%.1f allocations per write-read round, want 0", n)
 	}
 }
+
+// wrapped hides a Conn behind a wrapper that passes Writev on, as the
+// listener's sniffing wrapper does.
+type wrapped struct {
+	net.Conn
+	vecs int
+}
+
+func (w *wrapped) Writev(bufs [][]byte) (int64, error) {
+	w.vecs++
+	return WriteBuffers(w.Conn, bufs)
+}
+
+func TestWriteBuffers(t *testing.T) {
+	c, s := pair(t)
+	w := &wrapped{Conn: c}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	tests := []struct {
+		name string
+		to   net.Conn
+		from net.Conn
+	}{
+		{"a Conn behind a wrapper: its Writev", w, s},
+		{"a conn without Writev: net.Buffers", a, b},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bufs := [][]byte{[]byte("header"), pattern(3000), []byte("tail")}
+			want := bytes.Join(bufs, nil)
+			errc := make(chan error, 1)
+			go func() {
+				_, err := WriteBuffers(tt.to, bufs)
+				errc <- err
+			}()
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(tt.from, got); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatal("different bytes")
+			}
+		})
+	}
+	if w.vecs != 1 {
+		t.Fatalf("the wrapper's Writev ran %d times, want 1", w.vecs)
+	}
+}
