@@ -18,21 +18,31 @@ import (
 	"github.com/l7lb/l7lb/internal/targetgroup"
 )
 
-type records struct {
-	mu   sync.Mutex
-	list []observe.RPC
-}
+// records hands each finished RPC's record to the test. Observed writes the
+// record after the handler returns, which can be after the client has read
+// the whole response, so the test waits for it instead of reading a list.
+type records chan observe.RPC
 
-func (r *records) RPCDone(rec *observe.RPC) {
-	r.mu.Lock()
-	r.list = append(r.list, *rec)
-	r.mu.Unlock()
+func (r records) RPCDone(rec *observe.RPC) { r <- *rec }
+
+func (r records) next(t *testing.T) observe.RPC {
+	t.Helper()
+	select {
+	case rec := <-r:
+		return rec
+	case <-time.After(5 * time.Second):
+		t.Fatal("no RPC record within 5s")
+		return observe.RPC{}
+	}
 }
 
 func TestObservedHTTP1(t *testing.T) {
+	var traceMu sync.Mutex
 	var gotTrace string
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		traceMu.Lock()
 		gotTrace = r.Header.Get("Traceparent")
+		traceMu.Unlock()
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, `{"code":0,"data":[]}`)
 	}))
@@ -47,7 +57,7 @@ func TestObservedHTTP1(t *testing.T) {
 	defer g.Close()
 	table := route.Compile([]config.Rule{{Name: "milvus/milvus-demo#0", Host: "milvus.example", Path: "/", PathType: config.PathPrefix, TargetGroup: g.Name()}},
 		func(config.Rule) *targetgroup.Group { return g })
-	recs := &records{}
+	recs := make(records, 4)
 	srv := httptest.NewServer(Observed(NewHandler(80, false, func() *Table { return table }, slog.New(slog.DiscardHandler)), 80, recs))
 	defer srv.Close()
 
@@ -91,9 +101,9 @@ func TestObservedHTTP1(t *testing.T) {
 			}
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			recs.mu.Lock()
-			rec := recs.list[len(recs.list)-1]
-			recs.mu.Unlock()
+			rec := recs.next(t)
+			traceMu.Lock()
+			defer traceMu.Unlock()
 			if resp.StatusCode != tc.status || rec.HTTPStatus != tc.status || rec.ListenerPort != 80 || rec.End.Before(rec.Start) {
 				t.Errorf("status %d, recorded %d, port %d", resp.StatusCode, rec.HTTPStatus, rec.ListenerPort)
 			}
