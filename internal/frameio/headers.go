@@ -16,8 +16,8 @@ import (
 // advertises; a peer that keeps sending CONTINUATION frames past the
 // limit gets a connection error without its bytes being decoded.
 //
-// The framer must be used with ReadMetaHeaders unset; it still enforces
-// the order of CONTINUATION frames.
+// Reader feeds it; x/net's Framer, which reads the frame headers,
+// enforces the order of CONTINUATION frames.
 type HeaderReader struct {
 	dec     *hpack.Decoder
 	fields  []hpack.HeaderField
@@ -107,25 +107,26 @@ func validName(s string) bool {
 	return true
 }
 
-// Begin starts a block with its HEADERS frame; done reports whether the
-// block is complete. A non-nil error is a connection error (its code).
-func (h *HeaderReader) Begin(f *http2.HeadersFrame) (done bool, err error) {
+// Begin starts a block with its HEADERS frame's flags and fragment; done
+// reports whether the block is complete. A non-nil error is a connection
+// error (its code).
+func (h *HeaderReader) Begin(stream uint32, endStream, hasPrio bool, prio http2.PriorityParam, frag []byte, endHeaders bool) (done bool, err error) {
 	h.fields = h.fields[:0]
 	h.size, h.over, h.invalid, h.regular = 0, false, nil, false
-	h.StreamID = f.StreamID
-	h.EndStream = f.StreamEnded()
-	h.HasPrio = f.HasPriority()
-	h.Priority = f.Priority
+	h.StreamID = stream
+	h.EndStream = endStream
+	h.HasPrio = hasPrio
+	h.Priority = prio
 	h.active = true
-	return h.fragment(f.HeaderBlockFragment(), f.HeadersEnded())
+	return h.fragment(frag, endHeaders)
 }
 
-// Continue adds a CONTINUATION frame.
-func (h *HeaderReader) Continue(f *http2.ContinuationFrame) (done bool, err error) {
-	if !h.active || f.StreamID != h.StreamID {
+// Continue adds a CONTINUATION frame's fragment.
+func (h *HeaderReader) Continue(stream uint32, frag []byte, endHeaders bool) (done bool, err error) {
+	if !h.active || stream != h.StreamID {
 		return false, http2.ConnectionError(http2.ErrCodeProtocol)
 	}
-	return h.fragment(f.HeaderBlockFragment(), f.HeadersEnded())
+	return h.fragment(frag, endHeaders)
 }
 
 func (h *HeaderReader) fragment(frag []byte, end bool) (bool, error) {

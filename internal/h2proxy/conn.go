@@ -29,8 +29,8 @@ type serverConn struct {
 	clientAddr string
 
 	// reader
-	fr        *http2.Framer
-	hr        *frameio.HeaderReader
+	frames    *frameio.Reader
+	hr        *frameio.HeaderReader // frames.Headers
 	batch     *frameio.Batch
 	req       request
 	pings     floodCounter
@@ -145,10 +145,8 @@ func (sc *serverConn) serve() {
 	sc.w.Start(nil, nil)
 	sc.w.Kick()
 
-	sc.fr = http2.NewFramer(nil, br)
-	sc.hr = frameio.NewHeaderReader(maxHeaderListSize)
-	sc.fr.SetMaxReadFrameSize(16384) // the default we advertise
-	sc.fr.SetReuseFrames()
+	sc.frames = frameio.NewReader(br, 16384, maxHeaderListSize) // 16384: the default frame size we advertise
+	sc.hr = sc.frames.Headers
 
 	sc.batch = &frameio.Batch{}
 	defer sc.batch.Flush()
@@ -157,7 +155,7 @@ func (sc *serverConn) serve() {
 		if br.Buffered() == 0 {
 			sc.batch.Flush() // about to block: wake the writers we fed
 		}
-		f, err := sc.fr.ReadFrame()
+		f, block, err := sc.frames.Next()
 		if err == nil {
 			if first {
 				first = false
@@ -165,7 +163,11 @@ func (sc *serverConn) serve() {
 					err = connError{http2.ErrCodeProtocol, "first frame is not SETTINGS"}
 				}
 			}
-			if err == nil {
+			switch {
+			case err != nil:
+			case block:
+				err = sc.onHeaders()
+			case f != nil:
 				err = sc.process(f)
 			}
 		}
@@ -183,7 +185,7 @@ func (sc *serverConn) serve() {
 		var ce http2.ConnectionError
 		if errors.As(err, &ce) {
 			detail := ""
-			if d := sc.fr.ErrorDetail(); d != nil {
+			if d := sc.frames.Framer.ErrorDetail(); d != nil {
 				detail = d.Error()
 			}
 			err = connError{http2.ErrCode(ce), detail}
@@ -224,18 +226,6 @@ func (sc *serverConn) process(f http2.Frame) error {
 	switch f := f.(type) {
 	case *http2.DataFrame:
 		return sc.onData(f)
-	case *http2.HeadersFrame:
-		done, err := sc.hr.Begin(f)
-		if err != nil || !done {
-			return err
-		}
-		return sc.onHeaders()
-	case *http2.ContinuationFrame:
-		done, err := sc.hr.Continue(f)
-		if err != nil || !done {
-			return err
-		}
-		return sc.onHeaders()
 	case *http2.WindowUpdateFrame:
 		return sc.onWindowUpdate(f)
 	case *http2.RSTStreamFrame:

@@ -309,17 +309,18 @@ func (c *Conn) read(nc net.Conn) {
 	c.rbuf = bufio.NewReaderSize(nc, 64<<10)
 	c.batch = &frameio.Batch{}
 	defer c.batch.Flush()
-	fr := http2.NewFramer(nil, c.rbuf)
-	fr.SetMaxReadFrameSize(1 << 24)
-	fr.SetReuseFrames()
-	hr := frameio.NewHeaderReader(1 << 20)
+	frames := frameio.NewReader(c.rbuf, 1<<24, 1<<20)
 	for {
 		if c.rbuf.Buffered() == 0 {
 			c.batch.Flush() // about to block: wake the writers we fed
 		}
-		f, err := fr.ReadFrame()
-		if err == nil {
-			err = c.handle(f, hr)
+		f, block, err := frames.Next()
+		switch {
+		case err != nil:
+		case block:
+			err = c.headerBlock(frames.Headers)
+		case f != nil:
+			err = c.handle(f)
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -345,20 +346,8 @@ func (c *Conn) headerBlock(hr *frameio.HeaderReader) error {
 	return nil
 }
 
-func (c *Conn) handle(f http2.Frame, hr *frameio.HeaderReader) error {
+func (c *Conn) handle(f http2.Frame) error {
 	switch f := f.(type) {
-	case *http2.HeadersFrame:
-		done, err := hr.Begin(f)
-		if err != nil || !done {
-			return err
-		}
-		return c.headerBlock(hr)
-	case *http2.ContinuationFrame:
-		done, err := hr.Continue(f)
-		if err != nil || !done {
-			return err
-		}
-		return c.headerBlock(hr)
 	case *http2.DataFrame:
 		data := f.Data()
 		if pad := int(f.Length) - len(data); pad > 0 {

@@ -1,0 +1,150 @@
+package frameio
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"testing"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// rawFrame is one frame's bytes, written by hand so that a test can send
+// what x/net's writer refuses to (bad padding, stream 0).
+func rawFrame(typ http2.FrameType, flags http2.Flags, stream uint32, payload []byte) []byte {
+	b := make([]byte, 9, 9+len(payload))
+	b[0], b[1], b[2] = byte(len(payload)>>16), byte(len(payload)>>8), byte(len(payload))
+	b[3], b[4] = byte(typ), byte(flags)
+	binary.BigEndian.PutUint32(b[5:], stream)
+	return append(b, payload...)
+}
+
+func TestReaderNext(t *testing.T) {
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	enc.WriteField(hpack.HeaderField{Name: ":method", Value: "POST"})
+	enc.WriteField(hpack.HeaderField{Name: ":path", Value: "/milvus.proto.milvus.MilvusService/Search"})
+	block := bytes.Clone(hb.Bytes())
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	prio := []byte{0x80, 0, 0, 3, 15} // exclusive, depends on 3, weight 15
+	const (
+		endHeaders = http2.FlagHeadersEndHeaders
+		endStream  = http2.FlagHeadersEndStream
+		padded     = http2.FlagHeadersPadded
+		hasPrio    = http2.FlagHeadersPriority
+	)
+
+	type read struct {
+		block  bool
+		frame  http2.FrameType // 0 (DATA's type, not used here): no frame
+		stream uint32
+		end    bool
+		prio   *http2.PriorityParam
+		empty  bool          // a block with no fields
+		code   http2.ErrCode // connection error expected (0: none)
+		err    error         // other error expected
+	}
+	for _, tc := range []struct {
+		name  string
+		wire  []byte
+		reads []read
+	}{
+		{"headers in one frame", rawFrame(http2.FrameHeaders, endHeaders|endStream, 1, block),
+			[]read{{block: true, stream: 1, end: true}}},
+		{"padded", rawFrame(http2.FrameHeaders, endHeaders|padded, 3, cat([]byte{4}, block, make([]byte, 4))),
+			[]read{{block: true, stream: 3}}},
+		{"priority", rawFrame(http2.FrameHeaders, endHeaders|hasPrio, 5, cat(prio, block)),
+			[]read{{block: true, stream: 5, prio: &http2.PriorityParam{StreamDep: 3, Exclusive: true, Weight: 15}}}},
+		{"padded and priority", rawFrame(http2.FrameHeaders, endHeaders|padded|hasPrio, 5, cat([]byte{2}, prio, block, []byte{0, 0})),
+			[]read{{block: true, stream: 5, prio: &http2.PriorityParam{StreamDep: 3, Exclusive: true, Weight: 15}}}},
+		{"padding fills the frame", rawFrame(http2.FrameHeaders, endHeaders|padded, 1, cat([]byte{3}, []byte{0, 0, 0})),
+			[]read{{block: true, stream: 1, empty: true}}},
+		{"continued", cat(
+			rawFrame(http2.FrameHeaders, endStream, 1, block[:3]),
+			rawFrame(http2.FrameContinuation, 0, 1, block[3:5]),
+			rawFrame(http2.FrameContinuation, endHeaders, 1, block[5:])),
+			[]read{{}, {}, {block: true, stream: 1, end: true}}},
+		{"other frames pass through", cat(
+			rawFrame(http2.FramePing, 0, 0, make([]byte, 8)),
+			rawFrame(http2.FrameHeaders, endHeaders, 1, block),
+			rawFrame(http2.FrameWindowUpdate, 0, 1, []byte{0, 0, 1, 0})),
+			[]read{{frame: http2.FramePing}, {block: true, stream: 1}, {frame: http2.FrameWindowUpdate, stream: 1}}},
+		{"padding longer than the payload", rawFrame(http2.FrameHeaders, endHeaders|padded, 1, cat([]byte{5}, []byte{0, 0, 0, 0})),
+			[]read{{code: http2.ErrCodeProtocol}}},
+		{"padding eats the priority", rawFrame(http2.FrameHeaders, endHeaders|padded|hasPrio, 1, cat([]byte{3}, prio)),
+			[]read{{code: http2.ErrCodeProtocol}}},
+		{"too short for its priority", rawFrame(http2.FrameHeaders, endHeaders|hasPrio, 1, prio[:4]),
+			[]read{{code: http2.ErrCodeFrameSize}}},
+		{"empty padded", rawFrame(http2.FrameHeaders, endHeaders|padded, 1, nil),
+			[]read{{code: http2.ErrCodeFrameSize}}},
+		{"stream 0", rawFrame(http2.FrameHeaders, endHeaders, 0, block),
+			[]read{{code: http2.ErrCodeProtocol}}},
+		{"CONTINUATION without HEADERS", rawFrame(http2.FrameContinuation, endHeaders, 1, block),
+			[]read{{code: http2.ErrCodeProtocol}}},
+		{"CONTINUATION for another stream", cat(
+			rawFrame(http2.FrameHeaders, 0, 1, block[:3]),
+			rawFrame(http2.FrameContinuation, endHeaders, 3, block[3:])),
+			[]read{{}, {code: http2.ErrCodeProtocol}}},
+		{"DATA inside a header block", cat(
+			rawFrame(http2.FrameHeaders, 0, 1, block[:3]),
+			rawFrame(http2.FrameData, 0, 1, []byte("x"))),
+			[]read{{}, {code: http2.ErrCodeProtocol}}},
+		{"HPACK garbage", rawFrame(http2.FrameHeaders, endHeaders, 1, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}),
+			[]read{{code: http2.ErrCodeCompression}}},
+		{"larger than the frame limit", rawFrame(http2.FrameHeaders, endHeaders, 1, make([]byte, 16385)),
+			[]read{{err: http2.ErrFrameTooLarge}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewReader(bytes.NewReader(tc.wire), 16384, 64<<10)
+			for i, want := range tc.reads {
+				f, block, err := r.Next()
+				var ce http2.ConnectionError
+				switch {
+				case want.code != 0:
+					if !errors.As(err, &ce) || http2.ErrCode(ce) != want.code {
+						t.Fatalf("read %d: error %v, want a connection error %v", i, err, want.code)
+					}
+					return
+				case want.err != nil:
+					if !errors.Is(err, want.err) {
+						t.Fatalf("read %d: error %v, want %v", i, err, want.err)
+					}
+					return
+				case err != nil:
+					t.Fatalf("read %d: %v", i, err)
+				}
+				if block != want.block {
+					t.Fatalf("read %d: block %v, want %v", i, block, want.block)
+				}
+				if want.frame != 0 {
+					if f == nil || f.Header().Type != want.frame || f.Header().StreamID != want.stream {
+						t.Fatalf("read %d: frame %v, want %v on stream %d", i, f, want.frame, want.stream)
+					}
+					continue
+				}
+				if f != nil {
+					t.Fatalf("read %d: frame %v from a header frame", i, f)
+				}
+				if !block {
+					continue
+				}
+				h := r.Headers
+				if h.StreamID != want.stream || h.EndStream != want.end || h.Err() != nil {
+					t.Errorf("read %d: stream %d end %v err %v", i, h.StreamID, h.EndStream, h.Err())
+				}
+				if h.HasPrio != (want.prio != nil) || want.prio != nil && h.Priority != *want.prio {
+					t.Errorf("read %d: priority %v %+v, want %+v", i, h.HasPrio, h.Priority, want.prio)
+				}
+				wantFields := 2
+				if want.empty {
+					wantFields = 0
+				}
+				if got := h.Fields(); len(got) != wantFields ||
+					wantFields == 2 && (got[0].Value != "POST" || got[1].Value != "/milvus.proto.milvus.MilvusService/Search") {
+					t.Errorf("read %d: fields %v", i, got)
+				}
+			}
+		})
+	}
+}
