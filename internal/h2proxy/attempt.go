@@ -32,7 +32,9 @@ const (
 type attempt struct {
 	st *stream
 	t  *targetgroup.Target
-	up *upstream.Stream
+	up *upstream.Stream // &upMem once opened
+
+	upMem upstream.Stream // one allocation for the attempt and its stream
 }
 
 // savedRequest is what a retry needs to send the request again.
@@ -127,8 +129,7 @@ func (a *attempt) encode(up *upstream.Stream, w *frameio.Writer) {
 
 // start opens the attempt on its target; under st.reqMu.
 func (a *attempt) start(end bool, b *frameio.Batch) error {
-	_, err := a.t.Conns.Open(a, a.encode, end, b)
-	return err
+	return a.t.Conns.Open(&a.upMem, a, a.encode, end, b)
 }
 
 // holdHeaders tells whether response headers wait for the first message:

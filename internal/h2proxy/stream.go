@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -67,6 +68,13 @@ type stream struct {
 	respUp          *upstream.Stream     // the attempt whose response goes to the client
 
 	rpc observe.RPC // filled as the request goes; reported when removed
+
+	// Memory for the usual case, so that an RPC costs one allocation: its
+	// first attempt (retries allocate their own) and the traceparent l7lb
+	// makes when the client sent none. Streams are never recycled, so
+	// what points here stays valid.
+	firstAttempt attempt
+	traceText    [observe.TraceParentLen]byte
 }
 
 // onHeaders handles a complete header block from the client.
@@ -161,7 +169,8 @@ func (sc *serverConn) forward(st *stream, g *targetgroup.Group, end bool) {
 	if observe.ValidTraceParent(r.traceParent) {
 		st.rpc.TraceParent = r.traceParent
 	} else {
-		st.rpc.TraceParent = observe.NewTraceParent()
+		observe.WriteTraceParent(&st.traceText)
+		st.rpc.TraceParent = unsafe.String(&st.traceText[0], len(st.traceText))
 	}
 	st.reqInspect.Limit = g.Config.MaxMessageBytes
 	st.respInspect.Limit = g.Config.MaxMessageBytes
@@ -178,7 +187,11 @@ func (sc *serverConn) forward(st *stream, g *targetgroup.Group, end bool) {
 	st.reqMu.Lock()
 	var err error
 	for try := 0; try < maxAttempts; try++ {
-		a := &attempt{st: st, t: t}
+		a := &st.firstAttempt
+		if try > 0 {
+			a = new(attempt)
+		}
+		a.st, a.t = st, t
 		st.cur = a
 		st.attempts++
 		sc.w.Lock()

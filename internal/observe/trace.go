@@ -32,10 +32,19 @@ func ValidTraceParent(v string) bool {
 	return !zeroTrace && !zeroParent
 }
 
+// TraceParentLen is the length of a version 00 traceparent.
+const TraceParentLen = 55
+
 // NewTraceParent makes a traceparent for a request that came without one
 // (sampled flag off: l7lb starts the trace, it does not record spans).
 func NewTraceParent() string {
-	var b [55]byte
+	var b [TraceParentLen]byte
+	WriteTraceParent(&b)
+	return string(b[:])
+}
+
+// WriteTraceParent is NewTraceParent into memory the caller holds.
+func WriteTraceParent(b *[TraceParentLen]byte) {
 	var id [24]byte
 	r1, r2, r3 := rand.Uint64(), rand.Uint64(), rand.Uint64()|1
 	for i := 0; i < 8; i++ {
@@ -48,5 +57,4 @@ func NewTraceParent() string {
 	b[35] = '-'
 	hex.Encode(b[36:52], id[16:])
 	copy(b[52:], "-00")
-	return string(b[:])
 }

@@ -80,27 +80,30 @@ var ErrTargetClosed = errors.New("target removed")
 // (and so before the Sink can be called).
 type HeaderEncoder func(s *Stream, w *frameio.Writer)
 
-// Open starts a request stream: encode writes its header fields, end marks
-// a request without body. The stream is registered before Open returns,
-// so the Sink may be called right away (from another goroutine).
+// Open starts a request stream in s: encode writes its header fields,
+// end marks a request without body. The stream is registered before Open
+// returns, so the Sink may be called right away (from another goroutine).
+// s is memory the caller provides (so that the stream can live inside the
+// caller's own per-request value): a zero Stream, or one whose Open
+// failed; never one that was opened before.
 //
 // b, when non-nil, defers waking the connection's writer (see
 // frameio.Batch).
-func (cs *Conns) Open(sink Sink, encode HeaderEncoder, end bool, b *frameio.Batch) (*Stream, error) {
+func (cs *Conns) Open(s *Stream, sink Sink, encode HeaderEncoder, end bool, b *frameio.Batch) error {
 	for attempt := 0; attempt < 3; attempt++ {
 		c := cs.cur.Load()
 		if c == nil || !c.usable() {
 			var err error
 			if c, err = cs.replace(c); err != nil {
-				return nil, err
+				return err
 			}
 		}
-		if s, ok := c.open(sink, encode, end, b); ok {
-			return s, nil
+		if c.open(s, sink, encode, end, b) {
+			return nil
 		}
 		cs.retire(c)
 	}
-	return nil, fmt.Errorf("no usable connection to %s", cs.addr)
+	return fmt.Errorf("no usable connection to %s", cs.addr)
 }
 
 // replace installs a new connection unless another goroutine already did.
@@ -253,13 +256,13 @@ func (c *Conn) usable() bool {
 
 // open registers and starts a stream; false if the connection cannot take
 // it.
-func (c *Conn) open(sink Sink, encode HeaderEncoder, end bool, b *frameio.Batch) (*Stream, bool) {
+func (c *Conn) open(s *Stream, sink Sink, encode HeaderEncoder, end bool, b *frameio.Batch) bool {
 	c.w.Lock()
 	if c.goingAway || c.dead || uint32(len(c.streams)) >= c.maxStreams || c.nextID >= 1<<30 {
 		c.w.Unlock()
-		return nil, false
+		return false
 	}
-	s := &Stream{c: c, id: c.nextID, sink: sink, sendWin: c.initSendWin, endSent: end}
+	s.c, s.id, s.sink, s.sendWin, s.endSent = c, c.nextID, sink, c.initSendWin, end
 	c.nextID += 2
 	c.streams[s.id] = s
 	c.active.Add(1)
@@ -267,7 +270,7 @@ func (c *Conn) open(sink Sink, encode HeaderEncoder, end bool, b *frameio.Batch)
 	c.w.AppendHeaders(s.id, end)
 	c.w.Unlock()
 	b.Kick(c.w)
-	return s, true
+	return true
 }
 
 // drain stops new streams and closes the connection once idle.
