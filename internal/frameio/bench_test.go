@@ -38,9 +38,9 @@ func BenchmarkHeaderReader(b *testing.B) {
 		block := grpcRequestBlock(enc, &buf)
 		frame.Reset()
 		fw.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block, EndHeaders: true})
-		f, done, err := r.Next()
-		if err != nil || f != nil || !done || len(r.Headers.Fields()) != 9 {
-			b.Fatalf("frame %v done %v err %v fields %d", f, done, err, len(r.Headers.Fields()))
+		kind, _, err := r.Next()
+		if err != nil || kind != HeaderBlock || len(r.Headers.Fields()) != 9 {
+			b.Fatalf("kind %v err %v fields %d", kind, err, len(r.Headers.Fields()))
 		}
 	}
 }

@@ -9,15 +9,37 @@ import (
 
 // Reader reads a connection's frames. x/net's Framer reads the frame
 // headers (it enforces the frame size limit and the order of CONTINUATION
-// frames) and every frame but HEADERS and CONTINUATION. Those two the
-// Reader parses itself, straight into its HeaderReader: the Framer would
-// allocate a frame value for each, and a proxied unary RPC carries three
-// header blocks.
+// frames) and most frames. HEADERS, CONTINUATION and WINDOW_UPDATE the
+// Reader parses itself, in place: the Framer allocates a value for each
+// of those (DATA it reuses), and every proxied RPC brings several.
 type Reader struct {
 	Framer  *http2.Framer
-	Headers *HeaderReader
+	Headers *HeaderReader // a header block, when Next returns HeaderBlock
+	Window  WindowUpdate  // when Next returns WindowUpdateFrame
 	r       io.Reader
 	payload []byte
+}
+
+// Kind tells what Next read.
+type Kind uint8
+
+const (
+	// OtherFrame: the frame as x/net's Framer parsed it.
+	OtherFrame Kind = iota
+	// HeaderBlock: a HEADERS or CONTINUATION frame completed a header
+	// block, now in Headers.
+	HeaderBlock
+	// HeaderFragment: a HEADERS or CONTINUATION frame that leaves its
+	// block unfinished; nothing to act on yet.
+	HeaderFragment
+	// WindowUpdateFrame: a WINDOW_UPDATE, now in Window.
+	WindowUpdateFrame
+)
+
+// WindowUpdate is a WINDOW_UPDATE frame's content.
+type WindowUpdate struct {
+	StreamID  uint32 // 0: the connection's window
+	Increment uint32 // never 0: Next refuses that
 }
 
 // NewReader reads frames from r (buffered: the Framer reads the 9-byte
@@ -30,47 +52,70 @@ func NewReader(r io.Reader, maxFrame, headerLimit uint32) *Reader {
 	return &Reader{Framer: fr, Headers: NewHeaderReader(headerLimit), r: r}
 }
 
-// Next reads one frame. A HEADERS or CONTINUATION frame returns a nil
-// frame, with block true when it completed a header block (its fields
-// and flags are in Headers). Any other frame is returned as the Framer
-// parsed it, valid until the next call. Errors are the Framer's: a
+// Next reads one frame and tells what it was; f is set for OtherFrame
+// only, and valid until the next call. Errors are the Framer's kinds: a
 // ConnectionError, a StreamError, ErrFrameTooLarge or the reader's.
-func (r *Reader) Next() (f http2.Frame, block bool, err error) {
+func (r *Reader) Next() (k Kind, f http2.Frame, err error) {
 	fh, err := r.Framer.ReadFrameHeader()
 	if err != nil {
-		return nil, false, err
+		return OtherFrame, nil, err
 	}
-	if fh.Type != http2.FrameHeaders && fh.Type != http2.FrameContinuation {
+	switch fh.Type {
+	case http2.FrameHeaders, http2.FrameContinuation, http2.FrameWindowUpdate:
+	default:
 		f, err = r.Framer.ReadFrameForHeader(fh)
-		return f, false, err
+		return OtherFrame, f, err
 	}
 	if int(fh.Length) > cap(r.payload) {
 		r.payload = make([]byte, fh.Length)
 	}
 	p := r.payload[:fh.Length]
 	if _, err := io.ReadFull(r.r, p); err != nil {
-		return nil, false, err
+		return OtherFrame, nil, err
+	}
+	if fh.Type == http2.FrameWindowUpdate {
+		return WindowUpdateFrame, nil, r.windowUpdate(fh.StreamID, p)
 	}
 	if fh.StreamID == 0 {
-		return nil, false, http2.ConnectionError(http2.ErrCodeProtocol)
+		return OtherFrame, nil, http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	end := fh.Flags.Has(http2.FlagHeadersEndHeaders)
+	var done bool
 	if fh.Type == http2.FrameContinuation {
-		block, err = r.Headers.Continue(fh.StreamID, p, end)
-		return nil, block, err
+		done, err = r.Headers.Continue(fh.StreamID, p, end)
+	} else {
+		var prio http2.PriorityParam
+		hasPrio := fh.Flags.Has(http2.FlagHeadersPriority)
+		if p, err = unpad(p, fh.Flags.Has(http2.FlagHeadersPadded), hasPrio); err != nil {
+			return OtherFrame, nil, err
+		}
+		if hasPrio {
+			v := binary.BigEndian.Uint32(p)
+			prio = http2.PriorityParam{StreamDep: v & 0x7fffffff, Exclusive: v&0x80000000 != 0, Weight: p[4]}
+			p = p[5:]
+		}
+		done, err = r.Headers.Begin(fh.StreamID, fh.Flags.Has(http2.FlagHeadersEndStream), hasPrio, prio, p, end)
 	}
-	var prio http2.PriorityParam
-	hasPrio := fh.Flags.Has(http2.FlagHeadersPriority)
-	if p, err = unpad(p, fh.Flags.Has(http2.FlagHeadersPadded), hasPrio); err != nil {
-		return nil, false, err
+	if done {
+		return HeaderBlock, nil, err
 	}
-	if hasPrio {
-		v := binary.BigEndian.Uint32(p)
-		prio = http2.PriorityParam{StreamDep: v & 0x7fffffff, Exclusive: v&0x80000000 != 0, Weight: p[4]}
-		p = p[5:]
+	return HeaderFragment, nil, err
+}
+
+// windowUpdate checks a WINDOW_UPDATE's payload as RFC 9113 §6.9 asks.
+func (r *Reader) windowUpdate(stream uint32, p []byte) error {
+	if len(p) != 4 {
+		return http2.ConnectionError(http2.ErrCodeFrameSize)
 	}
-	block, err = r.Headers.Begin(fh.StreamID, fh.Flags.Has(http2.FlagHeadersEndStream), hasPrio, prio, p, end)
-	return nil, block, err
+	inc := binary.BigEndian.Uint32(p) & 0x7fffffff // the high bit is reserved
+	if inc == 0 {
+		if stream == 0 {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		return http2.StreamError{StreamID: stream, Code: http2.ErrCodeProtocol}
+	}
+	r.Window = WindowUpdate{StreamID: stream, Increment: inc}
+	return nil
 }
 
 // unpad strips a HEADERS payload's padding. Padding longer than the rest

@@ -36,13 +36,15 @@ func TestReaderNext(t *testing.T) {
 	)
 
 	type read struct {
-		block  bool
-		frame  http2.FrameType // 0 (DATA's type, not used here): no frame
+		kind   Kind
+		frame  http2.FrameType // OtherFrame's type
 		stream uint32
+		inc    uint32 // a WINDOW_UPDATE's
 		end    bool
 		prio   *http2.PriorityParam
 		empty  bool          // a block with no fields
 		code   http2.ErrCode // connection error expected (0: none)
+		scode  http2.ErrCode // stream error expected (0: none)
 		err    error         // other error expected
 	}
 	for _, tc := range []struct {
@@ -51,25 +53,33 @@ func TestReaderNext(t *testing.T) {
 		reads []read
 	}{
 		{"headers in one frame", rawFrame(http2.FrameHeaders, endHeaders|endStream, 1, block),
-			[]read{{block: true, stream: 1, end: true}}},
+			[]read{{kind: HeaderBlock, stream: 1, end: true}}},
 		{"padded", rawFrame(http2.FrameHeaders, endHeaders|padded, 3, cat([]byte{4}, block, make([]byte, 4))),
-			[]read{{block: true, stream: 3}}},
+			[]read{{kind: HeaderBlock, stream: 3}}},
 		{"priority", rawFrame(http2.FrameHeaders, endHeaders|hasPrio, 5, cat(prio, block)),
-			[]read{{block: true, stream: 5, prio: &http2.PriorityParam{StreamDep: 3, Exclusive: true, Weight: 15}}}},
+			[]read{{kind: HeaderBlock, stream: 5, prio: &http2.PriorityParam{StreamDep: 3, Exclusive: true, Weight: 15}}}},
 		{"padded and priority", rawFrame(http2.FrameHeaders, endHeaders|padded|hasPrio, 5, cat([]byte{2}, prio, block, []byte{0, 0})),
-			[]read{{block: true, stream: 5, prio: &http2.PriorityParam{StreamDep: 3, Exclusive: true, Weight: 15}}}},
+			[]read{{kind: HeaderBlock, stream: 5, prio: &http2.PriorityParam{StreamDep: 3, Exclusive: true, Weight: 15}}}},
 		{"padding fills the frame", rawFrame(http2.FrameHeaders, endHeaders|padded, 1, cat([]byte{3}, []byte{0, 0, 0})),
-			[]read{{block: true, stream: 1, empty: true}}},
+			[]read{{kind: HeaderBlock, stream: 1, empty: true}}},
 		{"continued", cat(
 			rawFrame(http2.FrameHeaders, endStream, 1, block[:3]),
 			rawFrame(http2.FrameContinuation, 0, 1, block[3:5]),
 			rawFrame(http2.FrameContinuation, endHeaders, 1, block[5:])),
-			[]read{{}, {}, {block: true, stream: 1, end: true}}},
+			[]read{{kind: HeaderFragment}, {kind: HeaderFragment}, {kind: HeaderBlock, stream: 1, end: true}}},
 		{"other frames pass through", cat(
 			rawFrame(http2.FramePing, 0, 0, make([]byte, 8)),
 			rawFrame(http2.FrameHeaders, endHeaders, 1, block),
 			rawFrame(http2.FrameWindowUpdate, 0, 1, []byte{0, 0, 1, 0})),
-			[]read{{frame: http2.FramePing}, {block: true, stream: 1}, {frame: http2.FrameWindowUpdate, stream: 1}}},
+			[]read{{frame: http2.FramePing}, {kind: HeaderBlock, stream: 1}, {kind: WindowUpdateFrame, stream: 1, inc: 256}}},
+		{"WINDOW_UPDATE, reserved bit set", rawFrame(http2.FrameWindowUpdate, 0, 0, []byte{0x80, 0, 0, 1}),
+			[]read{{kind: WindowUpdateFrame, inc: 1}}},
+		{"WINDOW_UPDATE of 0 on a stream", rawFrame(http2.FrameWindowUpdate, 0, 3, []byte{0, 0, 0, 0}),
+			[]read{{scode: http2.ErrCodeProtocol, stream: 3}}},
+		{"WINDOW_UPDATE of 0 on the connection", rawFrame(http2.FrameWindowUpdate, 0, 0, []byte{0, 0, 0, 0}),
+			[]read{{code: http2.ErrCodeProtocol}}},
+		{"WINDOW_UPDATE of 5 bytes", rawFrame(http2.FrameWindowUpdate, 0, 0, []byte{0, 0, 0, 1, 0}),
+			[]read{{code: http2.ErrCodeFrameSize}}},
 		{"padding longer than the payload", rawFrame(http2.FrameHeaders, endHeaders|padded, 1, cat([]byte{5}, []byte{0, 0, 0, 0})),
 			[]read{{code: http2.ErrCodeProtocol}}},
 		{"padding eats the priority", rawFrame(http2.FrameHeaders, endHeaders|padded|hasPrio, 1, cat([]byte{3}, prio)),
@@ -85,11 +95,11 @@ func TestReaderNext(t *testing.T) {
 		{"CONTINUATION for another stream", cat(
 			rawFrame(http2.FrameHeaders, 0, 1, block[:3]),
 			rawFrame(http2.FrameContinuation, endHeaders, 3, block[3:])),
-			[]read{{}, {code: http2.ErrCodeProtocol}}},
+			[]read{{kind: HeaderFragment}, {code: http2.ErrCodeProtocol}}},
 		{"DATA inside a header block", cat(
 			rawFrame(http2.FrameHeaders, 0, 1, block[:3]),
 			rawFrame(http2.FrameData, 0, 1, []byte("x"))),
-			[]read{{}, {code: http2.ErrCodeProtocol}}},
+			[]read{{kind: HeaderFragment}, {code: http2.ErrCodeProtocol}}},
 		{"HPACK garbage", rawFrame(http2.FrameHeaders, endHeaders, 1, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}),
 			[]read{{code: http2.ErrCodeCompression}}},
 		{"larger than the frame limit", rawFrame(http2.FrameHeaders, endHeaders, 1, make([]byte, 16385)),
@@ -98,12 +108,18 @@ func TestReaderNext(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := NewReader(bytes.NewReader(tc.wire), 16384, 64<<10)
 			for i, want := range tc.reads {
-				f, block, err := r.Next()
+				kind, f, err := r.Next()
 				var ce http2.ConnectionError
+				var se http2.StreamError
 				switch {
 				case want.code != 0:
 					if !errors.As(err, &ce) || http2.ErrCode(ce) != want.code {
 						t.Fatalf("read %d: error %v, want a connection error %v", i, err, want.code)
+					}
+					return
+				case want.scode != 0:
+					if !errors.As(err, &se) || se.Code != want.scode || se.StreamID != want.stream {
+						t.Fatalf("read %d: error %v, want a stream error %v on stream %d", i, err, want.scode, want.stream)
 					}
 					return
 				case want.err != nil:
@@ -114,19 +130,24 @@ func TestReaderNext(t *testing.T) {
 				case err != nil:
 					t.Fatalf("read %d: %v", i, err)
 				}
-				if block != want.block {
-					t.Fatalf("read %d: block %v, want %v", i, block, want.block)
+				if kind != want.kind {
+					t.Fatalf("read %d: kind %v, want %v", i, kind, want.kind)
 				}
-				if want.frame != 0 {
-					if f == nil || f.Header().Type != want.frame || f.Header().StreamID != want.stream {
+				if (f != nil) != (kind == OtherFrame) {
+					t.Fatalf("read %d: frame %v with kind %v", i, f, kind)
+				}
+				switch kind {
+				case OtherFrame:
+					if f.Header().Type != want.frame || f.Header().StreamID != want.stream {
 						t.Fatalf("read %d: frame %v, want %v on stream %d", i, f, want.frame, want.stream)
 					}
 					continue
-				}
-				if f != nil {
-					t.Fatalf("read %d: frame %v from a header frame", i, f)
-				}
-				if !block {
+				case WindowUpdateFrame:
+					if r.Window != (WindowUpdate{StreamID: want.stream, Increment: want.inc}) {
+						t.Fatalf("read %d: window update %+v, want stream %d increment %d", i, r.Window, want.stream, want.inc)
+					}
+					continue
+				case HeaderFragment:
 					continue
 				}
 				h := r.Headers

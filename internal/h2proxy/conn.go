@@ -155,7 +155,7 @@ func (sc *serverConn) serve() {
 		if br.Buffered() == 0 {
 			sc.batch.Flush() // about to block: wake the writers we fed
 		}
-		f, block, err := sc.frames.Next()
+		kind, f, err := sc.frames.Next()
 		if err == nil {
 			if first {
 				first = false
@@ -163,12 +163,15 @@ func (sc *serverConn) serve() {
 					err = connError{http2.ErrCodeProtocol, "first frame is not SETTINGS"}
 				}
 			}
-			switch {
-			case err != nil:
-			case block:
-				err = sc.onHeaders()
-			case f != nil:
-				err = sc.process(f)
+			if err == nil {
+				switch kind {
+				case frameio.HeaderBlock:
+					err = sc.onHeaders()
+				case frameio.WindowUpdateFrame:
+					err = sc.onWindowUpdate(sc.frames.Window)
+				case frameio.OtherFrame:
+					err = sc.process(f)
+				}
 			}
 		}
 		if err == nil {
@@ -226,8 +229,6 @@ func (sc *serverConn) process(f http2.Frame) error {
 	switch f := f.(type) {
 	case *http2.DataFrame:
 		return sc.onData(f)
-	case *http2.WindowUpdateFrame:
-		return sc.onWindowUpdate(f)
 	case *http2.RSTStreamFrame:
 		return sc.onReset(f)
 	case *http2.SettingsFrame:
@@ -321,7 +322,7 @@ func (sc *serverConn) streamsSlice() []*stream {
 	return out
 }
 
-func (sc *serverConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+func (sc *serverConn) onWindowUpdate(f frameio.WindowUpdate) error {
 	var credits []credit
 	sc.w.Lock()
 	if f.StreamID == 0 {

@@ -222,15 +222,28 @@ type vectorWriter interface {
 }
 
 // WriteBuffers writes bufs to c with c's Writev when it has one (a *Conn,
-// possibly wrapped), and with net.Buffers otherwise. net.Buffers.WriteTo
-// alone would miss the raw path: it finds net's own vectored writer,
-// promoted from the embedded *net.TCPConn.
+// possibly wrapped), with net.Buffers on a bare *net.TCPConn (its writev),
+// and buffer by buffer otherwise (a TLS connection: net.Buffers would do
+// the same, after allocating itself). net.Buffers.WriteTo alone would miss
+// the raw path: it finds net's own vectored writer, promoted from the
+// embedded *net.TCPConn.
 func WriteBuffers(c net.Conn, bufs [][]byte) (int64, error) {
-	if vw, ok := c.(vectorWriter); ok {
-		return vw.Writev(bufs)
+	switch c := c.(type) {
+	case vectorWriter:
+		return c.Writev(bufs)
+	case *net.TCPConn:
+		nb := net.Buffers(bufs)
+		return nb.WriteTo(c)
 	}
-	nb := net.Buffers(bufs)
-	return nb.WriteTo(c)
+	var n int64
+	for _, b := range bufs {
+		m, err := c.Write(b)
+		n += int64(m)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // opError shapes errors as net.Conn's own: a *net.OpError around the

@@ -309,13 +309,29 @@ func TestWriteBuffers(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	ts, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ts.Close()
 	tests := []struct {
 		name string
 		to   net.Conn
 		from net.Conn
 	}{
 		{"a Conn behind a wrapper: its Writev", w, s},
-		{"a conn without Writev: net.Buffers", a, b},
+		{"a bare TCP conn: net.Buffers", tc, ts},
+		{"a conn without Writev: a Write per buffer", a, b},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

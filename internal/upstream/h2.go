@@ -317,13 +317,16 @@ func (c *Conn) read(nc net.Conn) {
 		if c.rbuf.Buffered() == 0 {
 			c.batch.Flush() // about to block: wake the writers we fed
 		}
-		f, block, err := frames.Next()
-		switch {
-		case err != nil:
-		case block:
-			err = c.headerBlock(frames.Headers)
-		case f != nil:
-			err = c.handle(f)
+		kind, f, err := frames.Next()
+		if err == nil {
+			switch kind {
+			case frameio.HeaderBlock:
+				err = c.headerBlock(frames.Headers)
+			case frameio.WindowUpdateFrame:
+				c.windowUpdate(frames.Window)
+			case frameio.OtherFrame:
+				err = c.handle(f)
+			}
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -347,6 +350,28 @@ func (c *Conn) headerBlock(hr *frameio.HeaderReader) error {
 		}
 	}
 	return nil
+}
+
+// windowUpdate adds a WINDOW_UPDATE's credit and sends what it unblocks.
+func (c *Conn) windowUpdate(f frameio.WindowUpdate) {
+	c.w.Lock()
+	var sent []sentReport
+	if f.StreamID == 0 {
+		c.sendWin += int64(f.Increment)
+		unblocked := c.blocked
+		c.blocked = nil
+		sent = c.flushBlocked(unblocked)
+	} else if s := c.streams[f.StreamID]; s != nil {
+		s.sendWin += int64(f.Increment)
+		if len(s.pending) > 0 || s.pendingEnd {
+			sent = c.flushBlocked([]*Stream{s})
+		}
+	}
+	c.w.Unlock()
+	if len(sent) > 0 {
+		c.batch.Kick(c.w)
+	}
+	reportSent(sent)
 }
 
 func (c *Conn) handle(f http2.Frame) error {
@@ -416,25 +441,6 @@ func (c *Conn) handle(f http2.Frame) error {
 			c.w.Unlock()
 			c.batch.Kick(c.w)
 		}
-	case *http2.WindowUpdateFrame:
-		c.w.Lock()
-		var sent []sentReport
-		if f.StreamID == 0 {
-			c.sendWin += int64(f.Increment)
-			unblocked := c.blocked
-			c.blocked = nil
-			sent = c.flushBlocked(unblocked)
-		} else if s := c.streams[f.StreamID]; s != nil {
-			s.sendWin += int64(f.Increment)
-			if len(s.pending) > 0 || s.pendingEnd {
-				sent = c.flushBlocked([]*Stream{s})
-			}
-		}
-		c.w.Unlock()
-		if len(sent) > 0 {
-			c.batch.Kick(c.w)
-		}
-		reportSent(sent)
 	case *http2.GoAwayFrame:
 		// Streams above LastStreamID were never processed: refused.
 		c.w.Lock()
