@@ -9,13 +9,15 @@ import (
 
 // Reader reads a connection's frames. x/net's Framer reads the frame
 // headers (it enforces the frame size limit and the order of CONTINUATION
-// frames) and most frames. HEADERS, CONTINUATION and WINDOW_UPDATE the
-// Reader parses itself, in place: the Framer allocates a value for each
-// of those (DATA it reuses), and every proxied RPC brings several.
+// frames) and most frames. HEADERS, CONTINUATION, WINDOW_UPDATE and PING
+// the Reader parses itself, in place: the Framer allocates a value for
+// each of those (DATA it reuses), and every proxied RPC brings several
+// (gRPC clients send PINGs to estimate bandwidth as replies arrive).
 type Reader struct {
 	Framer  *http2.Framer
 	Headers *HeaderReader // a header block, when Next returns HeaderBlock
 	Window  WindowUpdate  // when Next returns WindowUpdateFrame
+	Ping    Ping          // when Next returns PingFrame
 	r       io.Reader
 	payload []byte
 }
@@ -34,7 +36,15 @@ const (
 	HeaderFragment
 	// WindowUpdateFrame: a WINDOW_UPDATE, now in Window.
 	WindowUpdateFrame
+	// PingFrame: a PING, now in Ping.
+	PingFrame
 )
+
+// Ping is a PING frame's content.
+type Ping struct {
+	Ack  bool
+	Data [8]byte
+}
 
 // WindowUpdate is a WINDOW_UPDATE frame's content.
 type WindowUpdate struct {
@@ -61,7 +71,7 @@ func (r *Reader) Next() (k Kind, f http2.Frame, err error) {
 		return OtherFrame, nil, err
 	}
 	switch fh.Type {
-	case http2.FrameHeaders, http2.FrameContinuation, http2.FrameWindowUpdate:
+	case http2.FrameHeaders, http2.FrameContinuation, http2.FrameWindowUpdate, http2.FramePing:
 	default:
 		f, err = r.Framer.ReadFrameForHeader(fh)
 		return OtherFrame, f, err
@@ -73,8 +83,11 @@ func (r *Reader) Next() (k Kind, f http2.Frame, err error) {
 	if _, err := io.ReadFull(r.r, p); err != nil {
 		return OtherFrame, nil, err
 	}
-	if fh.Type == http2.FrameWindowUpdate {
+	switch fh.Type {
+	case http2.FrameWindowUpdate:
 		return WindowUpdateFrame, nil, r.windowUpdate(fh.StreamID, p)
+	case http2.FramePing:
+		return PingFrame, nil, r.ping(fh, p)
 	}
 	if fh.StreamID == 0 {
 		return OtherFrame, nil, http2.ConnectionError(http2.ErrCodeProtocol)
@@ -115,6 +128,18 @@ func (r *Reader) windowUpdate(stream uint32, p []byte) error {
 		return http2.StreamError{StreamID: stream, Code: http2.ErrCodeProtocol}
 	}
 	r.Window = WindowUpdate{StreamID: stream, Increment: inc}
+	return nil
+}
+
+// ping checks a PING as RFC 9113 §6.7 asks.
+func (r *Reader) ping(fh http2.FrameHeader, p []byte) error {
+	if len(p) != 8 {
+		return http2.ConnectionError(http2.ErrCodeFrameSize)
+	}
+	if fh.StreamID != 0 {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	r.Ping = Ping{Ack: fh.Flags.Has(http2.FlagPingAck), Data: [8]byte(p)}
 	return nil
 }
 

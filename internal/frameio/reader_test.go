@@ -40,6 +40,7 @@ func TestReaderNext(t *testing.T) {
 		frame  http2.FrameType // OtherFrame's type
 		stream uint32
 		inc    uint32 // a WINDOW_UPDATE's
+		ping   *Ping
 		end    bool
 		prio   *http2.PriorityParam
 		empty  bool          // a block with no fields
@@ -68,10 +69,18 @@ func TestReaderNext(t *testing.T) {
 			rawFrame(http2.FrameContinuation, endHeaders, 1, block[5:])),
 			[]read{{kind: HeaderFragment}, {kind: HeaderFragment}, {kind: HeaderBlock, stream: 1, end: true}}},
 		{"other frames pass through", cat(
-			rawFrame(http2.FramePing, 0, 0, make([]byte, 8)),
+			rawFrame(http2.FrameRSTStream, 0, 3, []byte{0, 0, 0, 8}),
 			rawFrame(http2.FrameHeaders, endHeaders, 1, block),
 			rawFrame(http2.FrameWindowUpdate, 0, 1, []byte{0, 0, 1, 0})),
-			[]read{{frame: http2.FramePing}, {kind: HeaderBlock, stream: 1}, {kind: WindowUpdateFrame, stream: 1, inc: 256}}},
+			[]read{{frame: http2.FrameRSTStream, stream: 3}, {kind: HeaderBlock, stream: 1}, {kind: WindowUpdateFrame, stream: 1, inc: 256}}},
+		{"PING and its ack", cat(
+			rawFrame(http2.FramePing, 0, 0, []byte("12345678")),
+			rawFrame(http2.FramePing, http2.FlagPingAck, 0, []byte("abcdefgh"))),
+			[]read{{kind: PingFrame, ping: &Ping{Data: [8]byte([]byte("12345678"))}}, {kind: PingFrame, ping: &Ping{Ack: true, Data: [8]byte([]byte("abcdefgh"))}}}},
+		{"PING on a stream", rawFrame(http2.FramePing, 0, 1, make([]byte, 8)),
+			[]read{{code: http2.ErrCodeProtocol}}},
+		{"PING of 7 bytes", rawFrame(http2.FramePing, 0, 0, make([]byte, 7)),
+			[]read{{code: http2.ErrCodeFrameSize}}},
 		{"WINDOW_UPDATE, reserved bit set", rawFrame(http2.FrameWindowUpdate, 0, 0, []byte{0x80, 0, 0, 1}),
 			[]read{{kind: WindowUpdateFrame, inc: 1}}},
 		{"WINDOW_UPDATE of 0 on a stream", rawFrame(http2.FrameWindowUpdate, 0, 3, []byte{0, 0, 0, 0}),
@@ -145,6 +154,11 @@ func TestReaderNext(t *testing.T) {
 				case WindowUpdateFrame:
 					if r.Window != (WindowUpdate{StreamID: want.stream, Increment: want.inc}) {
 						t.Fatalf("read %d: window update %+v, want stream %d increment %d", i, r.Window, want.stream, want.inc)
+					}
+					continue
+				case PingFrame:
+					if want.ping == nil || r.Ping != *want.ping {
+						t.Fatalf("read %d: ping %+v, want %+v", i, r.Ping, want.ping)
 					}
 					continue
 				case HeaderFragment:

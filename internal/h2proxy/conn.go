@@ -169,6 +169,8 @@ func (sc *serverConn) serve() {
 					err = sc.onHeaders()
 				case frameio.WindowUpdateFrame:
 					err = sc.onWindowUpdate(sc.frames.Window)
+				case frameio.PingFrame:
+					err = sc.onPing(sc.frames.Ping)
 				case frameio.OtherFrame:
 					err = sc.process(f)
 				}
@@ -233,26 +235,6 @@ func (sc *serverConn) process(f http2.Frame) error {
 		return sc.onReset(f)
 	case *http2.SettingsFrame:
 		return sc.onSettings(f)
-	case *http2.PingFrame:
-		if f.IsAck() {
-			if f.Data == drainPing {
-				sc.finalGoAway()
-			}
-			return nil
-		}
-		// gRPC clients send a PING for bandwidth estimation after data
-		// arrives, so each DATA or HEADERS frame l7lb sends earns one; a
-		// flood on a connection carrying no traffic does not.
-		if sc.pings.hitAllowing(time.Now(), sc.w.Sent.Load()) {
-			return connError{http2.ErrCodeEnhanceYourCalm, "too many PING frames"}
-		}
-		sc.w.Lock()
-		ok := sc.w.AppendPing(true, f.Data)
-		sc.w.Unlock()
-		sc.w.Kick()
-		if !ok {
-			return connError{http2.ErrCodeEnhanceYourCalm, "too many frames waiting for a reader"}
-		}
 	case *http2.PriorityFrame:
 		if f.StreamID == f.StreamDep {
 			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
@@ -320,6 +302,29 @@ func (sc *serverConn) streamsSlice() []*stream {
 		out = append(out, st)
 	}
 	return out
+}
+
+func (sc *serverConn) onPing(f frameio.Ping) error {
+	if f.Ack {
+		if f.Data == drainPing {
+			sc.finalGoAway()
+		}
+		return nil
+	}
+	// gRPC clients send a PING for bandwidth estimation after data
+	// arrives, so each DATA or HEADERS frame l7lb sends earns one; a
+	// flood on a connection carrying no traffic does not.
+	if sc.pings.hitAllowing(time.Now(), sc.w.Sent.Load()) {
+		return connError{http2.ErrCodeEnhanceYourCalm, "too many PING frames"}
+	}
+	sc.w.Lock()
+	ok := sc.w.AppendPing(true, f.Data)
+	sc.w.Unlock()
+	sc.w.Kick()
+	if !ok {
+		return connError{http2.ErrCodeEnhanceYourCalm, "too many frames waiting for a reader"}
+	}
+	return nil
 }
 
 func (sc *serverConn) onWindowUpdate(f frameio.WindowUpdate) error {

@@ -324,6 +324,13 @@ func (c *Conn) read(nc net.Conn) {
 				err = c.headerBlock(frames.Headers)
 			case frameio.WindowUpdateFrame:
 				c.windowUpdate(frames.Window)
+			case frameio.PingFrame:
+				if !frames.Ping.Ack {
+					c.w.Lock()
+					c.w.AppendPing(true, frames.Ping.Data)
+					c.w.Unlock()
+					c.batch.Kick(c.w)
+				}
 			case frameio.OtherFrame:
 				err = c.handle(f)
 			}
@@ -434,13 +441,6 @@ func (c *Conn) handle(f http2.Frame) error {
 		c.w.Unlock()
 		c.batch.Kick(c.w)
 		reportSent(sent)
-	case *http2.PingFrame:
-		if !f.IsAck() {
-			c.w.Lock()
-			c.w.AppendPing(true, f.Data)
-			c.w.Unlock()
-			c.batch.Kick(c.w)
-		}
 	case *http2.GoAwayFrame:
 		// Streams above LastStreamID were never processed: refused.
 		c.w.Lock()
