@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -52,6 +53,31 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() (bo
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("timed out after %v waiting for %s; last: %s", within, what, last)
+}
+
+// createIngress creates ing in namespace milvus.
+func createIngress(t *testing.T, ctx context.Context, ing *networkingv1.Ingress) {
+	t.Helper()
+	if _, err := shared.client.NetworkingV1().Ingresses("milvus").Create(ctx, ing, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create Ingress %s: %v", ing.Name, err)
+	}
+}
+
+// deleteIngressesAtEnd deletes the named Ingresses of namespace milvus
+// when t ends, so that the test can run again against the same API server
+// (go test -count=N). Missing ones are fine: the test may have deleted
+// them, or never got to create them.
+func deleteIngressesAtEnd(t *testing.T, names ...string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, name := range names {
+			err := shared.client.NetworkingV1().Ingresses("milvus").Delete(ctx, name, metav1.DeleteOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				t.Errorf("delete Ingress %s: %v", name, err)
+			}
+		}
+	})
 }
 
 func ensureNamespace(t *testing.T, ctx context.Context, name string) {

@@ -26,9 +26,8 @@ func TestLeaderWritesStatus(t *testing.T) {
 	ing := ingressFor("leader-test", "leader.milvus.io", nil)
 	class := "l7lb"
 	ing.Spec.IngressClassName = &class
-	if _, err := shared.client.NetworkingV1().Ingresses("milvus").Create(ctx, ing, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createIngress(t, ctx, ing)
+	deleteIngressesAtEnd(t, ing.Name)
 	a := startReplica(t, replicaOptions{identity: "a", publish: "a.l7lb.test", lease: "l7lb-leader-test"})
 	b := startReplica(t, replicaOptions{identity: "b", publish: "b.l7lb.test", lease: "l7lb-leader-test"})
 	status := func() string {

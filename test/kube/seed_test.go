@@ -31,6 +31,7 @@ func TestSeedInCluster(t *testing.T) {
 	ctx := testCtx(t, 4*time.Minute)
 	b := startBackend(t, ctx)
 	r := startReplica(t, replicaOptions{identity: "seed-a", publish: "127.0.0.1", classes: []string{"alb"}, lease: "l7lb-seed"})
+	deleteIngressesAtEnd(t, "milvus-demo", "keeper", "broken") // the subtests create the last two
 
 	// Step 3: the seed's file, byte for byte, with kubectl.
 	dir := t.TempDir()
@@ -200,13 +201,8 @@ func badIngressIsolated(t *testing.T, ctx context.Context, r *replica, call func
 	ings := shared.client.NetworkingV1().Ingresses("milvus")
 	// keeper stays on port 443 after the seed's Ingress is deleted, so the
 	// listener (and its certificate) remain and a missing rule shows.
-	if _, err := ings.Create(ctx, ingressFor("keeper", "keeper.milvus.io", nil), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	bad := ingressFor("broken", "broken.milvus.io", map[string]string{"alb.ingress.kubernetes.io/backend-protocol-version": "GRPCX"})
-	if _, err := ings.Create(ctx, bad, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createIngress(t, ctx, ingressFor("keeper", "keeper.milvus.io", nil))
+	createIngress(t, ctx, ingressFor("broken", "broken.milvus.io", map[string]string{"alb.ingress.kubernetes.io/backend-protocol-version": "GRPCX"}))
 	events := shared.client.CoreV1().Events("milvus")
 	sel := fields.Set{"involvedObject.name": "broken", "involvedObject.kind": "Ingress", "type": "Warning"}.String()
 	eventually(t, 30*time.Second, "a Warning Event on Ingress broken", func() (bool, string) {
