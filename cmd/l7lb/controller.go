@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -43,17 +42,8 @@ func runController(ctx context.Context, args []string, _, stderr io.Writer) int 
 	fs.DurationVar(&sf.idle, "idle-timeout", 60*time.Second, "close client connections without streams after this long")
 	fs.StringVar(&sf.log.level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&sf.log.format, "log-format", "text", "text or json")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	log, err := sf.log.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "l7lb controller:", err)
-		return 2
-	}
-	bind, err := sf.bindFunc()
-	if err != nil {
-		fmt.Fprintln(stderr, "l7lb controller:", err)
+	log, bind, ok := sf.parseStartup(fs, args, stderr)
+	if !ok {
 		return 2
 	}
 	cfg, err := restConfig(*kubeconfig)
@@ -93,12 +83,7 @@ func runController(ctx context.Context, args []string, _, stderr io.Writer) int 
 	}
 	log.Info("shutting down: not ready; draining after the shutdown delay", "delay", *shutdownDelay, "drain", sf.drain)
 	time.Sleep(*shutdownDelay)
-	sctx, cancel := context.WithTimeout(context.Background(), sf.drain)
-	defer cancel()
-	if err := rt.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("shutdown", "error", err)
-	}
-	log.Info("stopped")
+	drainAndStop(log, rt, sf.drain)
 	return 0
 }
 

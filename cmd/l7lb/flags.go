@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,4 +50,9 @@ func (lf *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("--log-format %q: want text or json", lf.format)
 	}
+}
+
+// printUsageError reports a usage error (exit 2) as "l7lb COMMAND: err".
+func printUsageError(stderr io.Writer, fs *flag.FlagSet, err error) {
+	fmt.Fprintln(stderr, fs.Name()+":", err)
 }

@@ -25,20 +25,7 @@ import (
 // binary is l7lb built once for the tests that run it as its own process.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "l7lb-bin-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "l7lb")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		os.Stderr.Write(out)
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(lbtest.RunWithL7LB(m, &binary)) }
 
 func l7lb(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, binary, args...)
@@ -56,29 +43,15 @@ func TestSeedStepsAsProcesses(t *testing.T) {
 	cluster := startCluster(t)
 	// Step 2: aws acm import-certificate, locally.
 	seed := importSeedCertificate(t, ctx)
-	dir, store, ca := seed.dir, seed.store, seed.ca
-	imported := struct{ CertificateArn string }{seed.arn}
 
 	// Step 3: the seed's ingress.yaml with the ARN replaced, as the seed
 	// tells its reader to do.
-	ing := bytes.Replace(demo.SeedIngress, []byte(demo.SeedARN), []byte(imported.CertificateArn), 1)
-	ingFile := writeFile(t, dir, "ingress.yaml", ing)
-	addrFile := filepath.Join(dir, "addrs.json")
-	var stderr lbtest.Buffer
-	serve := l7lb(ctx, "serve", "-f", ingFile, "--store", store,
-		"--endpoints", "milvus/milvus-demo="+strings.Join(cluster.Addrs(), ","),
-		"--listen", "443=127.0.0.1:0", "--addr-file", addrFile, "--drain-timeout", "5s")
-	serve.Stderr = &stderr
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer serve.Process.Kill()
-	addr := waitAddr(t, addrFile, "443", &stderr)
+	serve := startSeedServe(t, ctx, cluster, seed)
 
 	// Step 4: connect as pymilvus's secure=True, server_name=... does.
-	c, err := demo.Connect(ctx, addr, demo.ServerName, ca.Pool())
+	c, err := demo.Connect(ctx, serve.addr, demo.ServerName, seed.ca.Pool())
 	if err != nil {
-		t.Fatalf("connect: %v\n%s", err, stderr.String())
+		t.Fatalf("connect: %v\n%s", err, serve.stderr.String())
 	}
 	for i := 0; i < 30; i++ {
 		if _, err := c.ListCollections(ctx, milvusclient.NewListCollectionOption()); err != nil {
@@ -91,16 +64,54 @@ func TestSeedStepsAsProcesses(t *testing.T) {
 			t.Errorf("%s served %d RPCs; want a share of 30+", r.Name(), r.Served())
 		}
 	}
-	log := stderr.String()
-	for _, want := range []string{"listening on 127.0.0.1:", "HTTPS port 443", "default certificate " + imported.CertificateArn + " for milvus-demo.milvus.io", "target group milvus/milvus-demo:19530: 3 targets"} {
+	log := serve.stderr.String()
+	for _, want := range []string{"listening on 127.0.0.1:", "HTTPS port 443", "default certificate " + seed.arn + " for milvus-demo.milvus.io", "target group milvus/milvus-demo:19530: 3 targets"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("start-up lines lack %q:\n%s", want, log)
 		}
 	}
 
-	serve.Process.Signal(syscall.SIGTERM)
-	if err := serve.Wait(); err != nil {
-		t.Fatalf("after SIGTERM: %v\n%s", err, stderr.String())
+	serve.terminate(t)
+}
+
+// seedServe is `l7lb serve` run as a process on the seed's ingress.yaml,
+// with the imported certificate's ARN, in front of a test cluster.
+type seedServe struct {
+	cmd     *exec.Cmd
+	stderr  *lbtest.Buffer
+	addr    string // the HTTPS listener, on a free loopback port
+	ingress []byte // the ingress.yaml served, as written to ingressFile
+}
+
+// ingressFile is the name of the served ingress.yaml in the seed's dir.
+const ingressFile = "ingress.yaml"
+
+// startSeedServe starts serve with extraArgs after the usual flags and
+// waits until it listens; the process is killed when the test ends.
+func startSeedServe(t *testing.T, ctx context.Context, cluster *fakemilvus.Cluster, seed seedCertificate, extraArgs ...string) *seedServe {
+	t.Helper()
+	ing := bytes.Replace(demo.SeedIngress, []byte(demo.SeedARN), []byte(seed.arn), 1)
+	ingFile := writeFile(t, seed.dir, ingressFile, ing)
+	addrFile := filepath.Join(seed.dir, "addrs.json")
+	args := append([]string{"serve", "-f", ingFile, "--store", seed.store,
+		"--endpoints", "milvus/milvus-demo=" + strings.Join(cluster.Addrs(), ","),
+		"--listen", "443=127.0.0.1:0", "--addr-file", addrFile, "--drain-timeout", "5s"}, extraArgs...)
+	s := &seedServe{cmd: l7lb(ctx, args...), stderr: new(lbtest.Buffer), ingress: ing}
+	s.cmd.Stderr = s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.cmd.Process.Kill() })
+	s.addr = waitAddr(t, addrFile, "443", s.stderr)
+	return s
+}
+
+// terminate sends SIGTERM and wants serve to drain and exit 0.
+func (s *seedServe) terminate(t *testing.T) {
+	t.Helper()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := s.cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v\n%s", err, s.stderr.String())
 	}
 }
 

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,21 +22,9 @@ func TestReloadKeepsServing(t *testing.T) {
 	defer cancel()
 	cluster := startCluster(t)
 	seed := importSeedCertificate(t, ctx)
-	dir, store, ca := seed.dir, seed.store, seed.ca
-	ing := bytes.Replace(demo.SeedIngress, []byte(demo.SeedARN), []byte(seed.arn), 1)
-	ingFile := writeFile(t, dir, "ingress.yaml", ing)
-	addrFile := filepath.Join(dir, "addrs.json")
-	var stderr lbtest.Buffer
-	serve := l7lb(ctx, "serve", "-f", ingFile, "--store", store, "--admin", "off",
-		"--endpoints", "milvus/milvus-demo="+strings.Join(cluster.Addrs(), ","),
-		"--listen", "443=127.0.0.1:0", "--addr-file", addrFile, "--drain-timeout", "5s")
-	serve.Stderr = &stderr
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer serve.Process.Kill()
-	addr := waitAddr(t, addrFile, "443", &stderr)
-	c, err := demo.Connect(ctx, addr, demo.ServerName, ca.Pool())
+	serve := startSeedServe(t, ctx, cluster, seed, "--admin", "off")
+	stderr := serve.stderr
+	c, err := demo.Connect(ctx, serve.addr, demo.ServerName, seed.ca.Pool())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,21 +40,18 @@ func TestReloadKeepsServing(t *testing.T) {
 	call("before")
 
 	// A broken file: refused, logged, the old configuration serves on.
-	writeFile(t, dir, "ingress.yaml", []byte("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: [broken\n"))
-	waitLog(t, &stderr, "configuration refused; still serving the previous one")
+	writeFile(t, seed.dir, ingressFile, []byte("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: [broken\n"))
+	waitLog(t, stderr, "configuration refused; still serving the previous one")
 	call("after the broken file")
 
 	// Fixed again, and SIGHUP: reloaded on the same listener.
-	writeFile(t, dir, "ingress.yaml", ing)
-	waitLog(t, &stderr, "configuration reloaded")
-	serve.Process.Signal(syscall.SIGHUP)
-	waitLogCount(t, &stderr, "configuration reloaded", 2)
+	writeFile(t, seed.dir, ingressFile, serve.ingress)
+	waitLog(t, stderr, "configuration reloaded")
+	serve.cmd.Process.Signal(syscall.SIGHUP)
+	waitLogCount(t, stderr, "configuration reloaded", 2)
 	call("after reloads")
 
-	serve.Process.Signal(syscall.SIGTERM)
-	if err := serve.Wait(); err != nil {
-		t.Fatalf("after SIGTERM: %v\n%s", err, stderr.String())
-	}
+	serve.terminate(t)
 }
 
 func waitLog(t *testing.T, b *lbtest.Buffer, s string) { t.Helper(); waitLogCount(t, b, s, 1) }

@@ -100,31 +100,43 @@ func (sf *serveFlags) bindFunc() (func(config.Listener) string, error) {
 	}, nil
 }
 
+// parseStartup parses the command line of a long-running command (serve,
+// controller) and makes what both start from: the logger and the listener
+// addresses. ok is false after a usage error, which is then already on
+// stderr; the command exits 2.
+func (sf *serveFlags) parseStartup(fs *flag.FlagSet, args []string, stderr io.Writer) (log *slog.Logger, bind func(config.Listener) string, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, false
+	}
+	log, err := sf.log.logger(stderr)
+	if err != nil {
+		printUsageError(stderr, fs, err)
+		return nil, nil, false
+	}
+	bind, err = sf.bindFunc()
+	if err != nil {
+		printUsageError(stderr, fs, err)
+		return nil, nil, false
+	}
+	return log, bind, true
+}
+
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("l7lb serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var sf serveFlags
 	sf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	log, err := sf.log.logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "l7lb serve:", err)
-		return 2
-	}
-	bind, err := sf.bindFunc()
-	if err != nil {
-		fmt.Fprintln(stderr, "l7lb serve:", err)
+	log, bind, ok := sf.parseStartup(fs, args, stderr)
+	if !ok {
 		return 2
 	}
 	adaptProcs, err := sf.procsPolicy()
 	if err != nil {
-		fmt.Fprintln(stderr, "l7lb serve:", err)
+		printUsageError(stderr, fs, err)
 		return 2
 	}
 	if sf.heapFloorMiB < 0 {
-		fmt.Fprintln(stderr, "l7lb serve: --gc-heap-floor-mib must be 0 (off) or more")
+		printUsageError(stderr, fs, errors.New("--gc-heap-floor-mib must be 0 (off) or more"))
 		return 2
 	}
 	store, err := openStore(sf.source.store)
@@ -195,13 +207,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		obs.Admin.SetReady(false)
 	}
 	log.Info("shutting down: no new connections; draining in-flight requests", "timeout", sf.drain)
-	sctx, cancel := context.WithTimeout(context.Background(), sf.drain)
+	drainAndStop(log, rt, sf.drain)
+	return 0
+}
+
+// drainAndStop gives in-flight requests up to timeout to finish and then
+// closes what is left; hitting the timeout is the expected end of a long
+// drain, not a problem worth a warning.
+func drainAndStop(log *slog.Logger, rt *runtime.Runtime, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := rt.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := rt.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("shutdown", "error", err)
 	}
 	log.Info("stopped")
-	return 0
 }
 
 func openStore(dir string) (*certstore.Store, error) {

@@ -29,22 +29,10 @@ import (
 	"github.com/l7lb/l7lb/internal/pki"
 )
 
+// binary is l7lb, built once for the tests that drive it as a process.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "l7lb-browser-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "l7lb")
-	if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/l7lb").CombinedOutput(); err != nil {
-		os.Stderr.Write(out)
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(lbtest.RunWithL7LB(m, &binary)) }
 
 // Health checks every 2 s with threshold 2, so a killed replica turns
 // unhealthy within seconds (the seed's Ingress plus these lines).
