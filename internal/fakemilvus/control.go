@@ -68,22 +68,8 @@ func (c *Cluster) ControlHandler() http.Handler {
 	mux.HandleFunc("POST /replicas/{i}/kill", c.withReplica(func(r *Replica, _ *http.Request) error { r.Kill(); return nil }))
 	mux.HandleFunc("POST /replicas/{i}/stop", c.withReplica(func(r *Replica, _ *http.Request) error { r.Stop(); return nil }))
 	mux.HandleFunc("POST /replicas/{i}/restart", c.withReplica(func(r *Replica, _ *http.Request) error { return r.Restart() }))
-	mux.HandleFunc("POST /replicas/{i}/serving", c.withReplica(func(r *Replica, req *http.Request) error {
-		v, err := strconv.ParseBool(req.URL.Query().Get("value"))
-		if err != nil {
-			return badRequest{fmt.Errorf("value: %w", err)}
-		}
-		r.SetServing(v)
-		return nil
-	}))
-	mux.HandleFunc("POST /replicas/{i}/notready", c.withReplica(func(r *Replica, req *http.Request) error {
-		v, err := strconv.ParseBool(req.URL.Query().Get("value"))
-		if err != nil {
-			return badRequest{fmt.Errorf("value: %w", err)}
-		}
-		r.SetNotReady(v)
-		return nil
-	}))
+	mux.HandleFunc("POST /replicas/{i}/serving", c.withReplicaFlag((*Replica).SetServing))
+	mux.HandleFunc("POST /replicas/{i}/notready", c.withReplicaFlag((*Replica).SetNotReady))
 	mux.HandleFunc("POST /replicas/{i}/latency", c.withReplica(func(r *Replica, req *http.Request) error {
 		ms, err := strconv.ParseInt(req.URL.Query().Get("ms"), 10, 64)
 		if err != nil || ms < 0 {
@@ -115,6 +101,19 @@ func (c *Cluster) withReplica(act func(*Replica, *http.Request) error) http.Hand
 		}
 		writeJSON(w, http.StatusOK, r.Status())
 	}
+}
+
+// withReplicaFlag serves a ?value=true|false endpoint: it hands the parsed
+// value to set.
+func (c *Cluster) withReplicaFlag(set func(*Replica, bool)) http.HandlerFunc {
+	return c.withReplica(func(r *Replica, req *http.Request) error {
+		v, err := strconv.ParseBool(req.URL.Query().Get("value"))
+		if err != nil {
+			return badRequest{fmt.Errorf("value: %w", err)}
+		}
+		set(r, v)
+		return nil
+	})
 }
 
 // ServeControl serves ControlHandler on addr (loopback recommended: it is

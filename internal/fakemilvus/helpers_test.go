@@ -11,6 +11,8 @@ import (
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/l7lb/l7lb/internal/fakemilvus/echo"
 )
 
 // startCluster starts a cluster on random loopback ports, closed at cleanup.
@@ -53,6 +55,20 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// startHeldUnary starts a unary echo call that r holds for hold before
+// answering, and returns once r has received it: the call is then in flight
+// for Stop or Kill to act on. The call's error arrives on the channel.
+func startHeldUnary(t *testing.T, r *Replica, hold time.Duration) <-chan error {
+	t.Helper()
+	ec := echo.NewClient(dial(t, r.Addr()))
+	ctx := echo.WithHold(testCtx(t), hold)
+	calls := r.Echo().Calls()
+	errc := make(chan error, 1)
+	go func() { _, err := ec.Unary(ctx, nil); errc <- err }()
+	waitFor(t, "in-flight call", func() bool { return r.Echo().Calls() > calls })
+	return errc
 }
 
 // rawH2 is a bare HTTP/2 connection, so tests can see frames (GOAWAY, RST)

@@ -19,12 +19,7 @@ func TestKillIsAbrupt(t *testing.T) {
 	c := startCluster(t, Options{Replicas: 1})
 	r := c.Replicas()[0]
 	raw := dialRawH2(t, r.Addr())
-	ec := echo.NewClient(dial(t, r.Addr()))
-
-	calls := r.Echo().Calls()
-	errc := make(chan error, 1)
-	go func() { _, err := ec.Unary(echo.WithHold(testCtx(t), time.Minute), nil); errc <- err }()
-	waitFor(t, "in-flight call", func() bool { return r.Echo().Calls() > calls })
+	errc := startHeldUnary(t, r, time.Minute)
 
 	start := time.Now()
 	r.Kill()
@@ -61,12 +56,7 @@ func TestStopIsGraceful(t *testing.T) {
 	c := startCluster(t, Options{Replicas: 1})
 	r := c.Replicas()[0]
 	raw := dialRawH2(t, r.Addr())
-	ec := echo.NewClient(dial(t, r.Addr()))
-
-	calls := r.Echo().Calls()
-	errc := make(chan error, 1)
-	go func() { _, err := ec.Unary(echo.WithHold(testCtx(t), 500*time.Millisecond), []byte("x")); errc <- err }()
-	waitFor(t, "in-flight call", func() bool { return r.Echo().Calls() > calls })
+	errc := startHeldUnary(t, r, 500*time.Millisecond)
 
 	stopped := make(chan struct{})
 	go func() { r.Stop(); close(stopped) }()
@@ -96,11 +86,7 @@ func TestStopIsGraceful(t *testing.T) {
 func TestStopGraceBoundsDrain(t *testing.T) {
 	c := startCluster(t, Options{Replicas: 1, StopGrace: 300 * time.Millisecond})
 	r := c.Replicas()[0]
-	ec := echo.NewClient(dial(t, r.Addr()))
-	calls := r.Echo().Calls()
-	errc := make(chan error, 1)
-	go func() { _, err := ec.Unary(echo.WithHold(testCtx(t), time.Minute), nil); errc <- err }()
-	waitFor(t, "in-flight call", func() bool { return r.Echo().Calls() > calls })
+	errc := startHeldUnary(t, r, time.Minute)
 	start := time.Now()
 	r.Stop()
 	if took := time.Since(start); took > 3*time.Second {
@@ -114,11 +100,7 @@ func TestStopGraceBoundsDrain(t *testing.T) {
 func TestKillCutsGracefulStop(t *testing.T) {
 	c := startCluster(t, Options{Replicas: 1, StopGrace: time.Minute})
 	r := c.Replicas()[0]
-	ec := echo.NewClient(dial(t, r.Addr()))
-	calls := r.Echo().Calls()
-	errc := make(chan error, 1)
-	go func() { _, err := ec.Unary(echo.WithHold(testCtx(t), time.Minute), nil); errc <- err }()
-	waitFor(t, "in-flight call", func() bool { return r.Echo().Calls() > calls })
+	errc := startHeldUnary(t, r, time.Minute)
 	stopped := make(chan struct{})
 	go func() { r.Stop(); close(stopped) }()
 	time.Sleep(100 * time.Millisecond) // let Stop start draining

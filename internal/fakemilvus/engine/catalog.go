@@ -50,12 +50,26 @@ type indexMeta struct {
 	createdTs uint64
 }
 
-// collectionLocked finds a collection; the caller holds e.mu.
-func (e *Engine) collectionLocked(db, name string) (*collection, error) {
+// databaseLocked finds a database; the caller holds e.mu.
+func (e *Engine) databaseLocked(db string) (*database, error) {
 	d, ok := e.dbs[db]
 	if !ok {
 		return nil, errDatabaseNotFound(db)
 	}
+	return d, nil
+}
+
+// collectionLocked finds a collection; the caller holds e.mu.
+func (e *Engine) collectionLocked(db, name string) (*collection, error) {
+	d, err := e.databaseLocked(db)
+	if err != nil {
+		return nil, err
+	}
+	return d.collection(name)
+}
+
+// collection finds a collection of d by name.
+func (d *database) collection(name string) (*collection, error) {
 	c, ok := d.collections[name]
 	if !ok {
 		return nil, errCollectionNotFound(name)
@@ -63,12 +77,8 @@ func (e *Engine) collectionLocked(db, name string) (*collection, error) {
 	return c, nil
 }
 
-// collectionByIDLocked finds a collection by ID within a database.
-func (e *Engine) collectionByIDLocked(db string, id int64) (*collection, error) {
-	d, ok := e.dbs[db]
-	if !ok {
-		return nil, errDatabaseNotFound(db)
-	}
+// collectionByID finds a collection of d by ID.
+func (d *database) collectionByID(id int64) (*collection, error) {
 	for _, c := range d.collections {
 		if c.id == id {
 			return c, nil

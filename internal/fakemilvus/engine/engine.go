@@ -56,28 +56,26 @@ func (e *Engine) Server(opts ServerOptions) milvuspb.MilvusServiceServer {
 
 // RowCount reports the number of live rows in a collection, or 0 when the
 // database or collection does not exist. It is meant for tests.
-func (e *Engine) RowCount(db, collection string) int {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	c, err := e.collectionLocked(db, collection)
-	if err != nil {
-		return 0
-	}
-	return len(c.rows)
+func (e *Engine) RowCount(db, name string) int {
+	n := 0
+	_ = e.inCollection(e.mu.RLocker(), db, name, func(c *collection) error {
+		n = len(c.rows)
+		return nil
+	})
+	return n
 }
 
 // RowsWritten reports how many rows inserts and upserts have written to a
 // collection, counting every write of the same primary key: above
 // RowCount (with no deletes) means a key was written twice. It is meant
 // for tests.
-func (e *Engine) RowsWritten(db, collection string) int {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	c, err := e.collectionLocked(db, collection)
-	if err != nil {
-		return 0
-	}
-	return c.written
+func (e *Engine) RowsWritten(db, name string) int {
+	n := 0
+	_ = e.inCollection(e.mu.RLocker(), db, name, func(c *collection) error {
+		n = c.written
+		return nil
+	})
+	return n
 }
 
 // server is one replica. Unimplemented methods fall through to the embedded
@@ -91,8 +89,17 @@ type server struct {
 // notReady returns the ServiceNotReady status when this replica is stopping,
 // nil otherwise. Every implemented handler checks it before doing anything.
 func (s *server) notReady() *commonpb.Status {
+	if err := s.readiness(); err != nil {
+		return statusOf(err)
+	}
+	return nil
+}
+
+// readiness is notReady as an error, for handlers that report one status at
+// the end.
+func (s *server) readiness() error {
 	if s.opts.NotReady != nil && s.opts.NotReady() {
-		return statusOf(errServiceNotReady())
+		return errServiceNotReady()
 	}
 	return nil
 }

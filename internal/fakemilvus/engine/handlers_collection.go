@@ -90,23 +90,32 @@ func validateName(name string) error {
 }
 
 func (s *server) DescribeCollection(ctx context.Context, req *milvuspb.DescribeCollectionRequest) (*milvuspb.DescribeCollectionResponse, error) {
-	if st := s.notReady(); st != nil {
-		return &milvuspb.DescribeCollectionResponse{Status: st}, nil
-	}
-	db := dbName(ctx, req.GetDbName())
-	s.e.mu.RLock()
-	defer s.e.mu.RUnlock()
-	var c *collection
-	var err error
-	if req.GetCollectionName() == "" && req.GetCollectionID() != 0 {
-		c, err = s.e.collectionByIDLocked(db, req.GetCollectionID())
-	} else {
-		c, err = s.e.collectionLocked(db, req.GetCollectionName())
-	}
+	var resp *milvuspb.DescribeCollectionResponse
+	err := s.viewDatabase(ctx, req.GetDbName(), func(d *database) error {
+		c, err := d.collectionToDescribe(req)
+		if err != nil {
+			return err
+		}
+		resp = c.describe(d)
+		return nil
+	})
 	if err != nil {
 		return &milvuspb.DescribeCollectionResponse{Status: statusOf(err)}, nil
 	}
-	d := s.e.dbs[db]
+	return resp, nil
+}
+
+// collectionToDescribe picks the collection by name or, when the request
+// carries only an ID, by ID.
+func (d *database) collectionToDescribe(req *milvuspb.DescribeCollectionRequest) (*collection, error) {
+	if req.GetCollectionName() == "" && req.GetCollectionID() != 0 {
+		return d.collectionByID(req.GetCollectionID())
+	}
+	return d.collection(req.GetCollectionName())
+}
+
+// describe is the DescribeCollection reply for c, a collection of d.
+func (c *collection) describe(d *database) *milvuspb.DescribeCollectionResponse {
 	vch := make([]string, c.shards)
 	pch := make([]string, c.shards)
 	for i := range vch {
@@ -125,46 +134,58 @@ func (s *server) DescribeCollection(ctx context.Context, req *milvuspb.DescribeC
 		ConsistencyLevel:     c.consistency,
 		CollectionName:       c.name,
 		Properties:           c.properties,
-		DbName:               db,
+		DbName:               d.name,
 		NumPartitions:        1,
 		DbId:                 d.id,
 		UpdateTimestamp:      c.updateTs,
 		UpdateTimestampStr:   strconv.FormatUint(c.updateTs, 10),
-	}, nil
+	}
 }
 
 func (s *server) HasCollection(ctx context.Context, req *milvuspb.HasCollectionRequest) (*milvuspb.BoolResponse, error) {
-	if st := s.notReady(); st != nil {
-		return &milvuspb.BoolResponse{Status: st}, nil
-	}
-	db := dbName(ctx, req.GetDbName())
-	s.e.mu.RLock()
-	defer s.e.mu.RUnlock()
-	d, ok := s.e.dbs[db]
-	if !ok {
-		return &milvuspb.BoolResponse{Status: statusOf(errDatabaseNotFound(db))}, nil
-	}
-	_, has := d.collections[req.GetCollectionName()]
-	return &milvuspb.BoolResponse{Status: okStatus(), Value: has}, nil
+	resp := &milvuspb.BoolResponse{}
+	err := s.viewDatabase(ctx, req.GetDbName(), func(d *database) error {
+		_, resp.Value = d.collections[req.GetCollectionName()]
+		return nil
+	})
+	resp.Status = statusOf(err)
+	return resp, nil
 }
 
 func (s *server) ShowCollections(ctx context.Context, req *milvuspb.ShowCollectionsRequest) (*milvuspb.ShowCollectionsResponse, error) {
-	if st := s.notReady(); st != nil {
-		return &milvuspb.ShowCollectionsResponse{Status: st}, nil
-	}
-	db := dbName(ctx, req.GetDbName())
-	s.e.mu.RLock()
-	defer s.e.mu.RUnlock()
-	d, ok := s.e.dbs[db]
-	if !ok {
-		return &milvuspb.ShowCollectionsResponse{Status: statusOf(errDatabaseNotFound(db))}, nil
-	}
+	resp := &milvuspb.ShowCollectionsResponse{}
+	err := s.viewDatabase(ctx, req.GetDbName(), func(d *database) error {
+		cols, err := d.showCollections(req)
+		if err != nil {
+			return err
+		}
+		for _, c := range cols {
+			pct := int64(0)
+			if c.loaded {
+				pct = 100
+			}
+			resp.CollectionNames = append(resp.CollectionNames, c.name)
+			resp.CollectionIds = append(resp.CollectionIds, c.id)
+			resp.CreatedTimestamps = append(resp.CreatedTimestamps, c.createdTs)
+			resp.CreatedUtcTimestamps = append(resp.CreatedUtcTimestamps, physicalMillis(c.createdTs))
+			resp.InMemoryPercentages = append(resp.InMemoryPercentages, pct) //nolint:staticcheck // still read by older SDKs
+			resp.QueryServiceAvailable = append(resp.QueryServiceAvailable, c.loaded)
+		}
+		return nil
+	})
+	resp.Status = statusOf(err)
+	return resp, nil
+}
+
+// showCollections selects the collections ShowCollections lists, by name:
+// the named ones (each must exist) or all, only the loaded ones for InMemory.
+func (d *database) showCollections(req *milvuspb.ShowCollectionsRequest) ([]*collection, error) {
 	var wanted map[string]bool
 	if names := req.GetCollectionNames(); len(names) > 0 {
 		wanted = make(map[string]bool, len(names))
 		for _, n := range names {
 			if _, ok := d.collections[n]; !ok {
-				return &milvuspb.ShowCollectionsResponse{Status: statusOf(errCollectionNotFound(n))}, nil
+				return nil, errCollectionNotFound(n)
 			}
 			wanted[n] = true
 		}
@@ -180,51 +201,23 @@ func (s *server) ShowCollections(ctx context.Context, req *milvuspb.ShowCollecti
 		cols = append(cols, c)
 	}
 	sort.Slice(cols, func(i, j int) bool { return cols[i].name < cols[j].name })
-	resp := &milvuspb.ShowCollectionsResponse{Status: okStatus()}
-	for _, c := range cols {
-		pct := int64(0)
-		if c.loaded {
-			pct = 100
-		}
-		resp.CollectionNames = append(resp.CollectionNames, c.name)
-		resp.CollectionIds = append(resp.CollectionIds, c.id)
-		resp.CreatedTimestamps = append(resp.CreatedTimestamps, c.createdTs)
-		resp.CreatedUtcTimestamps = append(resp.CreatedUtcTimestamps, physicalMillis(c.createdTs))
-		resp.InMemoryPercentages = append(resp.InMemoryPercentages, pct) //nolint:staticcheck // still read by older SDKs
-		resp.QueryServiceAvailable = append(resp.QueryServiceAvailable, c.loaded)
-	}
-	return resp, nil
+	return cols, nil
 }
 
 func (s *server) DropCollection(ctx context.Context, req *milvuspb.DropCollectionRequest) (*commonpb.Status, error) {
-	if st := s.notReady(); st != nil {
-		return st, nil
-	}
-	db := dbName(ctx, req.GetDbName())
-	s.e.mu.Lock()
-	defer s.e.mu.Unlock()
-	d, ok := s.e.dbs[db]
-	if !ok {
-		return statusOf(errDatabaseNotFound(db)), nil
-	}
-	// Dropping a missing collection succeeds in Milvus (idempotent DDL).
-	delete(d.collections, req.GetCollectionName())
-	return okStatus(), nil
+	return statusOf(s.updateDatabase(ctx, req.GetDbName(), func(d *database) error {
+		// Dropping a missing collection succeeds in Milvus (idempotent DDL).
+		delete(d.collections, req.GetCollectionName())
+		return nil
+	})), nil
 }
 
 func (s *server) GetCollectionStatistics(ctx context.Context, req *milvuspb.GetCollectionStatisticsRequest) (*milvuspb.GetCollectionStatisticsResponse, error) {
-	if st := s.notReady(); st != nil {
-		return &milvuspb.GetCollectionStatisticsResponse{Status: st}, nil
-	}
-	db := dbName(ctx, req.GetDbName())
-	s.e.mu.RLock()
-	defer s.e.mu.RUnlock()
-	c, err := s.e.collectionLocked(db, req.GetCollectionName())
-	if err != nil {
-		return &milvuspb.GetCollectionStatisticsResponse{Status: statusOf(err)}, nil
-	}
-	return &milvuspb.GetCollectionStatisticsResponse{
-		Status: okStatus(),
-		Stats:  []*commonpb.KeyValuePair{{Key: "row_count", Value: strconv.Itoa(len(c.rows))}},
-	}, nil
+	resp := &milvuspb.GetCollectionStatisticsResponse{}
+	err := s.viewCollection(ctx, req, func(c *collection) error {
+		resp.Stats = []*commonpb.KeyValuePair{{Key: "row_count", Value: strconv.Itoa(len(c.rows))}}
+		return nil
+	})
+	resp.Status = statusOf(err)
+	return resp, nil
 }

@@ -131,25 +131,37 @@ func (c *collection) matchIndexes(indexName, fieldName string) []*indexMeta {
 	return out
 }
 
-func (s *server) DescribeIndex(ctx context.Context, req *milvuspb.DescribeIndexRequest) (*milvuspb.DescribeIndexResponse, error) {
-	if st := s.notReady(); st != nil {
-		return &milvuspb.DescribeIndexResponse{Status: st}, nil
-	}
-	db := dbName(ctx, req.GetDbName())
-	s.e.mu.RLock()
-	defer s.e.mu.RUnlock()
-	c, err := s.e.collectionLocked(db, req.GetCollectionName())
-	if err != nil {
-		return &milvuspb.DescribeIndexResponse{Status: statusOf(err)}, nil
-	}
-	found := c.matchIndexes(req.GetIndexName(), req.GetFieldName())
+// existingIndexes is matchIndexes for the calls that, like Milvus, fail with
+// index not found when nothing matches.
+func (c *collection) existingIndexes(indexName, fieldName string) ([]*indexMeta, error) {
+	found := c.matchIndexes(indexName, fieldName)
 	if len(found) == 0 {
-		return &milvuspb.DescribeIndexResponse{Status: statusOf(errIndexNotFound(req.GetIndexName()))}, nil
+		return nil, errIndexNotFound(indexName)
 	}
-	resp := &milvuspb.DescribeIndexResponse{Status: okStatus()}
+	return found, nil
+}
+
+func (s *server) DescribeIndex(ctx context.Context, req *milvuspb.DescribeIndexRequest) (*milvuspb.DescribeIndexResponse, error) {
+	resp := &milvuspb.DescribeIndexResponse{}
+	err := s.viewCollection(ctx, req, func(c *collection) error {
+		found, err := c.existingIndexes(req.GetIndexName(), req.GetFieldName())
+		if err != nil {
+			return err
+		}
+		resp.IndexDescriptions = c.describeIndexes(found)
+		return nil
+	})
+	resp.Status = statusOf(err)
+	return resp, nil
+}
+
+// describeIndexes reports every index as finished over all rows: building is
+// instantaneous.
+func (c *collection) describeIndexes(found []*indexMeta) []*milvuspb.IndexDescription {
 	rows := int64(len(c.rows))
+	out := make([]*milvuspb.IndexDescription, 0, len(found))
 	for _, idx := range found {
-		resp.IndexDescriptions = append(resp.IndexDescriptions, &milvuspb.IndexDescription{
+		out = append(out, &milvuspb.IndexDescription{
 			IndexName:   idx.name,
 			IndexID:     idx.id,
 			Params:      idx.kvParams(),
@@ -159,26 +171,24 @@ func (s *server) DescribeIndex(ctx context.Context, req *milvuspb.DescribeIndexR
 			State:       commonpb.IndexState_Finished,
 		})
 	}
-	return resp, nil
+	return out
 }
 
 func (s *server) DropIndex(ctx context.Context, req *milvuspb.DropIndexRequest) (*commonpb.Status, error) {
-	if st := s.notReady(); st != nil {
-		return st, nil
-	}
-	db := dbName(ctx, req.GetDbName())
-	s.e.mu.Lock()
-	defer s.e.mu.Unlock()
-	c, err := s.e.collectionLocked(db, req.GetCollectionName())
-	if err != nil {
-		return statusOf(err), nil
-	}
-	found := c.matchIndexes(req.GetIndexName(), req.GetFieldName())
+	return statusOf(s.updateCollection(ctx, req, func(c *collection) error {
+		return c.dropIndexes(req.GetIndexName(), req.GetFieldName())
+	})), nil
+}
+
+// dropIndexes removes the matching indexes; dropping a missing index is a
+// no-op, dropping one of a loaded collection is refused.
+func (c *collection) dropIndexes(indexName, fieldName string) error {
+	found := c.matchIndexes(indexName, fieldName)
 	if len(found) == 0 {
-		return okStatus(), nil // dropping a missing index is a no-op
+		return nil
 	}
 	if c.loaded {
-		return statusOf(errInvalid("index cannot be dropped, collection is loaded, please release it first")), nil
+		return errInvalid("index cannot be dropped, collection is loaded, please release it first")
 	}
 	gone := make(map[*indexMeta]bool, len(found))
 	for _, idx := range found {
@@ -191,40 +201,32 @@ func (s *server) DropIndex(ctx context.Context, req *milvuspb.DropIndexRequest) 
 		}
 	}
 	c.index = kept
-	return okStatus(), nil
+	return nil
 }
 
 func (s *server) GetIndexState(ctx context.Context, req *milvuspb.GetIndexStateRequest) (*milvuspb.GetIndexStateResponse, error) {
-	if st := s.notReady(); st != nil {
-		return &milvuspb.GetIndexStateResponse{Status: st}, nil
-	}
-	db := dbName(ctx, req.GetDbName())
-	s.e.mu.RLock()
-	defer s.e.mu.RUnlock()
-	c, err := s.e.collectionLocked(db, req.GetCollectionName())
-	if err != nil {
-		return &milvuspb.GetIndexStateResponse{Status: statusOf(err)}, nil
-	}
-	if len(c.matchIndexes(req.GetIndexName(), req.GetFieldName())) == 0 {
-		return &milvuspb.GetIndexStateResponse{Status: statusOf(errIndexNotFound(req.GetIndexName()))}, nil
-	}
-	return &milvuspb.GetIndexStateResponse{Status: okStatus(), State: commonpb.IndexState_Finished}, nil
+	resp := &milvuspb.GetIndexStateResponse{}
+	err := s.viewCollection(ctx, req, func(c *collection) error {
+		if _, err := c.existingIndexes(req.GetIndexName(), req.GetFieldName()); err != nil {
+			return err
+		}
+		resp.State = commonpb.IndexState_Finished
+		return nil
+	})
+	resp.Status = statusOf(err)
+	return resp, nil
 }
 
 func (s *server) GetIndexBuildProgress(ctx context.Context, req *milvuspb.GetIndexBuildProgressRequest) (*milvuspb.GetIndexBuildProgressResponse, error) {
-	if st := s.notReady(); st != nil {
-		return &milvuspb.GetIndexBuildProgressResponse{Status: st}, nil
-	}
-	db := dbName(ctx, req.GetDbName())
-	s.e.mu.RLock()
-	defer s.e.mu.RUnlock()
-	c, err := s.e.collectionLocked(db, req.GetCollectionName())
-	if err != nil {
-		return &milvuspb.GetIndexBuildProgressResponse{Status: statusOf(err)}, nil
-	}
-	if len(c.matchIndexes(req.GetIndexName(), req.GetFieldName())) == 0 {
-		return &milvuspb.GetIndexBuildProgressResponse{Status: statusOf(errIndexNotFound(req.GetIndexName()))}, nil
-	}
-	rows := int64(len(c.rows))
-	return &milvuspb.GetIndexBuildProgressResponse{Status: okStatus(), IndexedRows: rows, TotalRows: rows}, nil
+	resp := &milvuspb.GetIndexBuildProgressResponse{}
+	err := s.viewCollection(ctx, req, func(c *collection) error {
+		if _, err := c.existingIndexes(req.GetIndexName(), req.GetFieldName()); err != nil {
+			return err
+		}
+		resp.IndexedRows = int64(len(c.rows))
+		resp.TotalRows = resp.IndexedRows
+		return nil
+	})
+	resp.Status = statusOf(err)
+	return resp, nil
 }

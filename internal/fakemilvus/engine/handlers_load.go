@@ -13,80 +13,68 @@ import (
 // way Milvus does (collection not loaded, code 101).
 
 func (s *server) LoadCollection(ctx context.Context, req *milvuspb.LoadCollectionRequest) (*commonpb.Status, error) {
-	if st := s.notReady(); st != nil {
-		return st, nil
-	}
-	db := dbName(ctx, req.GetDbName())
-	s.e.mu.Lock()
-	defer s.e.mu.Unlock()
-	c, err := s.e.collectionLocked(db, req.GetCollectionName())
-	if err != nil {
-		return statusOf(err), nil
-	}
-	// Milvus refuses to load while a vector field has no index.
+	return statusOf(s.updateCollection(ctx, req, (*collection).load)), nil
+}
+
+// load marks c loaded; Milvus refuses while a vector field has no index.
+func (c *collection) load() error {
 	for _, f := range c.schema.Fields {
 		if isVector(f.DataType) && c.indexOnField(f.Name) == nil {
-			return statusOf(fmt.Errorf("load %s: field %s has no index: %w", c.name, f.Name, errIndexNotFoundForCollection(c.name))), nil
+			return fmt.Errorf("load %s: field %s has no index: %w", c.name, f.Name, errIndexNotFoundForCollection(c.name))
 		}
 	}
 	c.loaded = true
-	return okStatus(), nil
+	return nil
 }
 
 func (s *server) ReleaseCollection(ctx context.Context, req *milvuspb.ReleaseCollectionRequest) (*commonpb.Status, error) {
-	if st := s.notReady(); st != nil {
-		return st, nil
-	}
-	db := dbName(ctx, req.GetDbName())
-	s.e.mu.Lock()
-	defer s.e.mu.Unlock()
-	c, err := s.e.collectionLocked(db, req.GetCollectionName())
-	if err != nil {
-		return statusOf(err), nil
-	}
-	c.loaded = false
-	return okStatus(), nil
+	return statusOf(s.updateCollection(ctx, req, func(c *collection) error {
+		c.loaded = false
+		return nil
+	})), nil
 }
 
 func (s *server) GetLoadState(ctx context.Context, req *milvuspb.GetLoadStateRequest) (*milvuspb.GetLoadStateResponse, error) {
-	if st := s.notReady(); st != nil {
-		return &milvuspb.GetLoadStateResponse{Status: st}, nil
-	}
-	db := dbName(ctx, req.GetDbName())
-	s.e.mu.RLock()
-	defer s.e.mu.RUnlock()
-	c, err := s.e.collectionLocked(db, req.GetCollectionName())
-	if err != nil {
-		return &milvuspb.GetLoadStateResponse{Status: statusOf(err)}, nil
-	}
-	if err := checkPartitions(req.GetPartitionNames()); err != nil {
-		return &milvuspb.GetLoadStateResponse{Status: statusOf(err)}, nil
-	}
-	state := commonpb.LoadState_LoadStateNotLoad
-	if c.loaded {
-		state = commonpb.LoadState_LoadStateLoaded
-	}
-	return &milvuspb.GetLoadStateResponse{Status: okStatus(), State: state}, nil
+	resp := &milvuspb.GetLoadStateResponse{}
+	err := s.viewPartitions(ctx, req, func(c *collection) error {
+		resp.State = commonpb.LoadState_LoadStateNotLoad
+		if c.loaded {
+			resp.State = commonpb.LoadState_LoadStateLoaded
+		}
+		return nil
+	})
+	resp.Status = statusOf(err)
+	return resp, nil
 }
 
 func (s *server) GetLoadingProgress(ctx context.Context, req *milvuspb.GetLoadingProgressRequest) (*milvuspb.GetLoadingProgressResponse, error) {
-	if st := s.notReady(); st != nil {
-		return &milvuspb.GetLoadingProgressResponse{Status: st}, nil
-	}
-	db := dbName(ctx, req.GetDbName())
-	s.e.mu.RLock()
-	defer s.e.mu.RUnlock()
-	c, err := s.e.collectionLocked(db, req.GetCollectionName())
-	if err != nil {
-		return &milvuspb.GetLoadingProgressResponse{Status: statusOf(err)}, nil
-	}
-	if err := checkPartitions(req.GetPartitionNames()); err != nil {
-		return &milvuspb.GetLoadingProgressResponse{Status: statusOf(err)}, nil
-	}
-	if !c.loaded {
-		return &milvuspb.GetLoadingProgressResponse{Status: statusOf(errCollectionNotLoaded(c.name))}, nil
-	}
-	return &milvuspb.GetLoadingProgressResponse{Status: okStatus(), Progress: 100, RefreshProgress: 100}, nil
+	resp := &milvuspb.GetLoadingProgressResponse{}
+	err := s.viewPartitions(ctx, req, func(c *collection) error {
+		if !c.loaded {
+			return errCollectionNotLoaded(c.name)
+		}
+		resp.Progress, resp.RefreshProgress = 100, 100
+		return nil
+	})
+	resp.Status = statusOf(err)
+	return resp, nil
+}
+
+// partitionsRequest is a collection request that may also name partitions.
+type partitionsRequest interface {
+	collectionRequest
+	GetPartitionNames() []string
+}
+
+// viewPartitions is viewCollection for the load-progress calls, which also
+// fail when a named partition does not exist (only _default does).
+func (s *server) viewPartitions(ctx context.Context, req partitionsRequest, fn func(*collection) error) error {
+	return s.viewCollection(ctx, req, func(c *collection) error {
+		if err := checkPartitions(req.GetPartitionNames()); err != nil {
+			return err
+		}
+		return fn(c)
+	})
 }
 
 func checkPartitions(names []string) error {

@@ -32,14 +32,8 @@ func (s *server) Query(ctx context.Context, req *milvuspb.QueryRequest) (*milvus
 func (e *Engine) query(db string, req *milvuspb.QueryRequest) (*milvuspb.QueryResults, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	c, err := e.collectionLocked(db, req.GetCollectionName())
+	c, err := e.readableLocked(db, req)
 	if err != nil {
-		return nil, err
-	}
-	if !c.loaded {
-		return nil, errCollectionNotLoaded(c.name)
-	}
-	if err := checkPartitions(req.GetPartitionNames()); err != nil {
 		return nil, err
 	}
 	count, err := isCountQuery(req.GetOutputFields())
@@ -98,6 +92,23 @@ func (e *Engine) query(db string, req *milvuspb.QueryRequest) (*milvuspb.QueryRe
 	resp.OutputFields = plan.names
 	resp.FieldsData = c.encodeOutputs(plan, hits)
 	return resp, nil
+}
+
+// readableLocked finds the collection that a Query or Search reads: like
+// Milvus, both need it loaded and every partition they name to exist. The
+// caller holds e.mu.
+func (e *Engine) readableLocked(db string, req partitionsRequest) (*collection, error) {
+	c, err := e.collectionLocked(db, req.GetCollectionName())
+	if err != nil {
+		return nil, err
+	}
+	if !c.loaded {
+		return nil, errCollectionNotLoaded(c.name)
+	}
+	if err := checkPartitions(req.GetPartitionNames()); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // isCountQuery recognises output_fields ["count(*)"]; count(*) cannot be

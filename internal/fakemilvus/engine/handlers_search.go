@@ -72,14 +72,8 @@ func parseSearchParams(kvs []*commonpb.KeyValuePair) (searchParams, error) {
 func (e *Engine) search(db string, req *milvuspb.SearchRequest) (*milvuspb.SearchResults, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	c, err := e.collectionLocked(db, req.GetCollectionName())
+	c, err := e.readableLocked(db, req)
 	if err != nil {
-		return nil, err
-	}
-	if !c.loaded {
-		return nil, errCollectionNotLoaded(c.name)
-	}
-	if err := checkPartitions(req.GetPartitionNames()); err != nil {
 		return nil, err
 	}
 	p, err := parseSearchParams(req.GetSearchParams())

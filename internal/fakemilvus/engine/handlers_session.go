@@ -122,15 +122,11 @@ func (s *server) ListDatabases(ctx context.Context, req *milvuspb.ListDatabasesR
 }
 
 func (s *server) DescribeDatabase(ctx context.Context, req *milvuspb.DescribeDatabaseRequest) (*milvuspb.DescribeDatabaseResponse, error) {
-	if st := s.notReady(); st != nil {
-		return &milvuspb.DescribeDatabaseResponse{Status: st}, nil
-	}
-	name := dbName(ctx, req.GetDbName())
-	s.e.mu.RLock()
-	defer s.e.mu.RUnlock()
-	d, ok := s.e.dbs[name]
-	if !ok {
-		return &milvuspb.DescribeDatabaseResponse{Status: statusOf(errDatabaseNotFound(name))}, nil
-	}
-	return &milvuspb.DescribeDatabaseResponse{Status: okStatus(), DbName: d.name, DbID: d.id, CreatedTimestamp: d.createdTs}, nil
+	resp := &milvuspb.DescribeDatabaseResponse{}
+	err := s.viewDatabase(ctx, req.GetDbName(), func(d *database) error {
+		resp.DbName, resp.DbID, resp.CreatedTimestamp = d.name, d.id, d.createdTs
+		return nil
+	})
+	resp.Status = statusOf(err)
+	return resp, nil
 }

@@ -177,25 +177,34 @@ func (c *collection) decodeRows(w writeRequest) ([]row, []bool, error) {
 }
 
 func (s *server) Delete(ctx context.Context, req *milvuspb.DeleteRequest) (*milvuspb.MutationResult, error) {
-	if st := s.notReady(); st != nil {
-		return &milvuspb.MutationResult{Status: st}, nil
-	}
-	db := dbName(ctx, req.GetDbName())
-	s.e.mu.Lock()
-	defer s.e.mu.Unlock()
-	c, err := s.e.collectionLocked(db, req.GetCollectionName())
-	if err != nil {
-		return &milvuspb.MutationResult{Status: statusOf(err)}, nil
-	}
+	resp := &milvuspb.MutationResult{}
+	err := s.updateCollection(ctx, req, func(c *collection) error {
+		keys, err := c.deleteWhere(req)
+		if err != nil {
+			return err
+		}
+		resp.IDs = pkIDs(c.pkField(), keys)
+		resp.SuccIndex = succIndex(int64(len(keys)))
+		resp.DeleteCnt = int64(len(keys))
+		resp.Timestamp = s.e.clock.next()
+		return nil
+	})
+	resp.Status = statusOf(err)
+	return resp, nil
+}
+
+// deleteWhere removes the rows that match the request's filter and returns
+// their primary keys. The caller holds e.mu for writing.
+func (c *collection) deleteWhere(req *milvuspb.DeleteRequest) ([]any, error) {
 	if !isPartitionOK(req.GetPartitionName()) {
-		return &milvuspb.MutationResult{Status: statusOf(errPartitionNotFound(req.GetPartitionName()))}, nil
+		return nil, errPartitionNotFound(req.GetPartitionName())
 	}
 	if req.GetExpr() == "" {
-		return &milvuspb.MutationResult{Status: statusOf(errInvalid("expr cannot be empty"))}, nil
+		return nil, errInvalid("expr cannot be empty")
 	}
 	pred, err := compileFilter(c, req.GetExpr(), req.GetExprTemplateValues())
 	if err != nil {
-		return &milvuspb.MutationResult{Status: statusOf(fmt.Errorf("delete from %s: %w", c.name, err))}, nil
+		return nil, fmt.Errorf("delete from %s: %w", c.name, err)
 	}
 	drop := make(map[int]bool)
 	var keys []any
@@ -206,11 +215,5 @@ func (s *server) Delete(ctx context.Context, req *milvuspb.DeleteRequest) (*milv
 		}
 	}
 	c.remove(drop)
-	return &milvuspb.MutationResult{
-		Status:    okStatus(),
-		IDs:       pkIDs(c.pkField(), keys),
-		SuccIndex: succIndex(int64(len(keys))),
-		DeleteCnt: int64(len(keys)),
-		Timestamp: s.e.clock.next(),
-	}, nil
+	return keys, nil
 }
