@@ -48,6 +48,53 @@ func finish(t *testing.T, l *loadRun, be *backend, kills ...time.Time) ([]record
 	return recs, count(recs, l.started), checkRows(t, be, l.base, recs, kills...)
 }
 
+// unhealthyBound is how soon a failing replica must turn unhealthy:
+// interval x unhealthy threshold.
+const unhealthyBound = hcInterval * hcUnhealthy
+
+// startInProcessUnderLoad starts what most cases need: the 3-replica
+// backend (20 ms per RPC), an in-process l7lb with annotations extra, the
+// collection, every target healthy, and then the default load named id.
+// It returns the load duration with the rest.
+func startInProcessUnderLoad(t *testing.T, id, extra string) (time.Duration, *backend, *inproc, *loadRun) {
+	t.Helper()
+	d := loadDuration(t)
+	be := startBackend(t, 20*time.Millisecond)
+	e := startInProcess(t, be, extra)
+	base := setupCollection(t, e.addr, e.certs.CA.Pool())
+	e.waitHealthyAll(t)
+	return d, be, e, startLoad(t, id, e.addr, e.certs.CA.Pool(), base, defaultLoad)
+}
+
+// unhealthyWait is how a replica turned unhealthy after a fault: how long
+// it took, whether it did within the wait, and the reason given.
+type unhealthyWait struct {
+	took   time.Duration
+	ok     bool
+	reason string
+}
+
+// waitUnhealthy waits, past unhealthyBound with room to spare, for replica
+// victim to turn unhealthy after a fault at since.
+func (e *inproc) waitUnhealthy(victim int, since time.Time) unhealthyWait {
+	took, ok := e.waitStateSince(victim, "unhealthy", since, unhealthyBound+3*slack)
+	_, reason := e.state(victim)
+	return unhealthyWait{took: took, ok: ok, reason: reason}
+}
+
+// checkUnhealthyInTime checks that the replica described by what turned
+// unhealthy within unhealthyBound (+slack) and with a reason, as the ALB
+// gives one.
+func (e *inproc) checkUnhealthyInTime(t *testing.T, what string, u unhealthyWait) {
+	t.Helper()
+	if u.ok && u.reason == "" {
+		t.Errorf("%s replica is unhealthy without a reason; the ALB gives one (e.g. Target.FailedHealthChecks)", what)
+	}
+	if !u.ok || u.took > unhealthyBound+slack {
+		t.Errorf("%s replica not unhealthy within interval x threshold = %v (+%v slack): seen=%v after %v; %s", what, unhealthyBound, slack, u.ok, u.took, e.states())
+	}
+}
+
 func checkNoFailures(t *testing.T, ty tally) {
 	t.Helper()
 	if ty.failed > 0 {
@@ -67,49 +114,32 @@ func checkRowsExact(t *testing.T, rw rows) {
 // row count equals the successful inserts exactly; the replica is
 // unhealthy within interval x threshold.
 func caseA(t *testing.T) {
-	d := loadDuration(t)
-	be := startBackend(t, 20*time.Millisecond)
-	e := startInProcess(t, be, hcAnnotations+"\n"+retryAnnotation)
-	base := setupCollection(t, e.addr, e.certs.CA.Pool())
-	e.waitHealthyAll(t)
-	l := startLoad(t, "a", e.addr, e.certs.CA.Pool(), base, defaultLoad)
+	d, be, e, l := startInProcessUnderLoad(t, "a", hcAnnotations+"\n"+retryAnnotation)
 
 	const victim = 1
 	sleepUntil(l.started.Add(faultOffset(d)))
 	inflight := be.inFlight[victim].Load()
 	tKill := time.Now()
 	be.replica(victim).Kill()
-	bound := hcInterval * hcUnhealthy
-	took, ok := e.waitStateSince(victim, "unhealthy", tKill, bound+3*slack)
-	_, reason := e.state(victim)
+	u := e.waitUnhealthy(victim, tKill)
 	t.Logf("killed replica-%d at +%v with %d Search/Insert in flight on it; states after %v: %s",
-		victim, tKill.Sub(l.started).Round(time.Millisecond), inflight, took.Round(time.Millisecond), e.states())
+		victim, tKill.Sub(l.started).Round(time.Millisecond), inflight, u.took.Round(time.Millisecond), e.states())
 
 	sleepUntil(l.started.Add(d))
 	_, ty, rw := finish(t, l, be, tKill)
-	report(t, "a", "sent=%d failed=%d rows_lost=%d (%s; %s; unhealthy after %v, reason %q; %d RPCs in flight on the victim at the kill)",
-		ty.sent, ty.failed, rw.lost, ty, rw, took.Round(time.Millisecond), reason, inflight)
+	report(t, "a", ty, rw, "unhealthy after %v, reason %q; %d RPCs in flight on the victim at the kill",
+		u.took.Round(time.Millisecond), u.reason, inflight)
 	if ty.readFails > 0 {
 		t.Errorf("%d of %d reads failed with the idempotent-reads retry policy on; want 0:%s", ty.readFails, ty.reads, ty.failures())
 	}
 	checkRowsExact(t, rw)
-	if ok && reason == "" {
-		t.Errorf("killed replica is unhealthy without a reason; the ALB gives one (e.g. Target.FailedHealthChecks)")
-	}
-	if !ok || took > bound+slack {
-		t.Errorf("killed replica not unhealthy within interval x threshold = %v (+%v slack): seen=%v after %v; %s", bound, slack, ok, took, e.states())
-	}
+	e.checkUnhealthyInTime(t, "killed", u)
 }
 
 // b. A replica turns NOT_SERVING (health answer with gRPC OK): it stops
 // getting RPCs within interval x threshold, 0 failures.
 func caseB(t *testing.T) {
-	d := loadDuration(t)
-	be := startBackend(t, 20*time.Millisecond)
-	e := startInProcess(t, be, hcAnnotations)
-	base := setupCollection(t, e.addr, e.certs.CA.Pool())
-	e.waitHealthyAll(t)
-	l := startLoad(t, "b", e.addr, e.certs.CA.Pool(), base, defaultLoad)
+	d, be, e, l := startInProcessUnderLoad(t, "b", hcAnnotations)
 
 	const victim = 2
 	r := be.replica(victim)
@@ -137,13 +167,11 @@ func caseB(t *testing.T) {
 	servedAtFault := r.Served()
 	tFault := time.Now()
 	r.SetServing(false)
-	bound := hcInterval * hcUnhealthy
-	took, ok := e.waitStateSince(victim, "unhealthy", tFault, bound+3*slack)
-	_, reason := e.state(victim)
-	t.Logf("replica-%d NOT_SERVING at +%v; states after %v: %s", victim, tFault.Sub(l.started).Round(time.Millisecond), took.Round(time.Millisecond), e.states())
+	u := e.waitUnhealthy(victim, tFault)
+	t.Logf("replica-%d NOT_SERVING at +%v; states after %v: %s", victim, tFault.Sub(l.started).Round(time.Millisecond), u.took.Round(time.Millisecond), e.states())
 
 	// Back to SERVING: healthy again within interval x healthy threshold.
-	sleepUntil(l.started.Add(max(3*d/4, tFault.Sub(l.started)+bound+2*time.Second)))
+	sleepUntil(l.started.Add(max(3*d/4, tFault.Sub(l.started)+unhealthyBound+2*time.Second)))
 	close(stopSampler)
 	<-samplerDone
 	last := time.Unix(0, lastChange.Load())
@@ -164,30 +192,20 @@ func caseB(t *testing.T) {
 	if servedAfterBack == 0 {
 		t.Errorf("replica got no RPC in the 2s after it was healthy again")
 	}
-	report(t, "b", "sent=%d failed=%d rows_lost=%d (%s; %s; victim served %d RPCs after NOT_SERVING, the last %v after it; unhealthy after %v, reason %q)",
-		ty.sent, ty.failed, rw.lost, ty, rw, afterFault, stoppedAfter.Round(time.Millisecond), took.Round(time.Millisecond), reason)
+	report(t, "b", ty, rw, "victim served %d RPCs after NOT_SERVING, the last %v after it; unhealthy after %v, reason %q",
+		afterFault, stoppedAfter.Round(time.Millisecond), u.took.Round(time.Millisecond), u.reason)
 	checkNoFailures(t, ty)
 	checkRowsExact(t, rw)
-	if stoppedAfter > bound+slack {
-		t.Errorf("NOT_SERVING replica still got RPCs %v after the change; want none after interval x threshold = %v (+%v slack)", stoppedAfter, bound, slack)
+	if stoppedAfter > unhealthyBound+slack {
+		t.Errorf("NOT_SERVING replica still got RPCs %v after the change; want none after interval x threshold = %v (+%v slack)", stoppedAfter, unhealthyBound, slack)
 	}
-	if ok && reason == "" {
-		t.Errorf("NOT_SERVING replica is unhealthy without a reason")
-	}
-	if !ok || took > bound+slack {
-		t.Errorf("NOT_SERVING replica not unhealthy within %v (+%v): seen=%v after %v; %s", bound, slack, ok, took, e.states())
-	}
+	e.checkUnhealthyInTime(t, "NOT_SERVING", u)
 }
 
 // c. A replica answers ServiceNotReady (in the body, gRPC OK): its RPCs
 // are retried elsewhere, 0 failures.
 func caseC(t *testing.T) {
-	d := loadDuration(t)
-	be := startBackend(t, 20*time.Millisecond)
-	e := startInProcess(t, be, hcAnnotations)
-	base := setupCollection(t, e.addr, e.certs.CA.Pool())
-	e.waitHealthyAll(t)
-	l := startLoad(t, "c", e.addr, e.certs.CA.Pool(), base, defaultLoad)
+	d, be, e, l := startInProcessUnderLoad(t, "c", hcAnnotations)
 
 	const victim = 0
 	sleepUntil(l.started.Add(faultOffset(d)))
@@ -198,8 +216,8 @@ func caseC(t *testing.T) {
 	st, reason := e.state(victim)
 	_, ty, rw := finish(t, l, be)
 	bounced := be.handled[victim].Load() - handledAtFault
-	report(t, "c", "sent=%d failed=%d rows_lost=%d (%s; %s; victim answered ServiceNotReady to %d RPCs after +%v; its state at the end %s %q)",
-		ty.sent, ty.failed, rw.lost, ty, rw, bounced, tFault.Sub(l.started).Round(time.Millisecond), st, reason)
+	report(t, "c", ty, rw, "victim answered ServiceNotReady to %d RPCs after +%v; its state at the end %s %q",
+		bounced, tFault.Sub(l.started).Round(time.Millisecond), st, reason)
 	checkNoFailures(t, ty)
 	checkRowsExact(t, rw)
 	if bounced == 0 {
@@ -293,8 +311,8 @@ func caseD(t *testing.T) {
 	sleepUntil(l.started.Add(max(d, tFault.Sub(l.started)+3*time.Second)))
 	// Still serving after the change.
 	_, ty, rw := finish(t, l, be)
-	report(t, "d", "sent=%d failed=%d rows_lost=%d (%s; %s; %d RPCs in flight on the removed replica at the change, %d left after; its last new RPC %v after the change%s)",
-		ty.sent, ty.failed, rw.lost, ty, rw, inflight, leftInFlight, lastNew.Round(time.Millisecond), map[bool]string{true: ", needed SIGHUP", false: ""}[viaSIGHUP])
+	report(t, "d", ty, rw, "%d RPCs in flight on the removed replica at the change, %d left after; its last new RPC %v after the change%s",
+		inflight, leftInFlight, lastNew.Round(time.Millisecond), map[bool]string{true: ", needed SIGHUP", false: ""}[viaSIGHUP])
 	t.Logf("l7lb log after the change:\n%s", tail(strings.Join(reloadLines, "\n"), 15))
 	checkNoFailures(t, ty)
 	checkRowsExact(t, rw)
@@ -313,12 +331,7 @@ func caseD(t *testing.T) {
 // Kubernetes rolling restart does, then back on the same address): 0
 // failures.
 func caseE(t *testing.T) {
-	d := loadDuration(t)
-	be := startBackend(t, 20*time.Millisecond)
-	e := startInProcess(t, be, hcAnnotations)
-	base := setupCollection(t, e.addr, e.certs.CA.Pool())
-	e.waitHealthyAll(t)
-	l := startLoad(t, "e", e.addr, e.certs.CA.Pool(), base, defaultLoad)
+	d, be, e, l := startInProcessUnderLoad(t, "e", hcAnnotations)
 
 	sleepUntil(l.started.Add(min(3*time.Second, faultOffset(d))))
 	var steps []string
@@ -355,7 +368,7 @@ func caseE(t *testing.T) {
 	}
 	sleepUntil(l.started.Add(d))
 	_, ty, rw := finish(t, l, be)
-	report(t, "e", "sent=%d failed=%d rows_lost=%d (%s; %s; %s)", ty.sent, ty.failed, rw.lost, ty, rw, strings.Join(steps, "; "))
+	report(t, "e", ty, rw, "%s", strings.Join(steps, "; "))
 	checkNoFailures(t, ty)
 	checkRowsExact(t, rw)
 }
@@ -364,13 +377,8 @@ func caseE(t *testing.T) {
 // group; when they return, traffic resumes within interval x healthy
 // threshold.
 func caseF(t *testing.T) {
-	d := loadDuration(t)
-	be := startBackend(t, 20*time.Millisecond)
-	e := startInProcess(t, be, hcAnnotations)
-	base := setupCollection(t, e.addr, e.certs.CA.Pool())
-	e.waitHealthyAll(t)
+	d, be, e, l := startInProcessUnderLoad(t, "f", hcAnnotations)
 	group := e.group()
-	l := startLoad(t, "f", e.addr, e.certs.CA.Pool(), base, defaultLoad)
 
 	sleepUntil(l.started.Add(faultOffset(d)))
 	tDown := time.Now()
@@ -442,8 +450,8 @@ func caseF(t *testing.T) {
 		}
 	}
 	tyBefore := count(before, l.started)
-	report(t, "f", "sent=%d failed=%d rows_lost=%d (%s; %s; outage %v: %d RPCs failed, max %v, %d not UNAVAILABLE, %d not naming %q; resumed %s after the replicas returned; %d failures after resuming)",
-		ty.sent, ty.failed, rw.lost, ty, rw, tBack.Sub(tDown).Round(time.Millisecond), fails, maxFail.Round(time.Millisecond), notUnavailable, unnamed, group, dur(resumeAfter), len(lateFails))
+	report(t, "f", ty, rw, "outage %v: %d RPCs failed, max %v, %d not UNAVAILABLE, %d not naming %q; resumed %s after the replicas returned; %d failures after resuming",
+		tBack.Sub(tDown).Round(time.Millisecond), fails, maxFail.Round(time.Millisecond), notUnavailable, unnamed, group, dur(resumeAfter), len(lateFails))
 	t.Logf("states while down: %s; sample failure: %s", statesDown, sample)
 	t.Logf("l7lb log around the outage:\n%s", tail(strings.Join(e.logs.linesSince(0, func(s string) bool {
 		return !strings.Contains(s, "level=DEBUG")
@@ -552,8 +560,8 @@ func caseG(t *testing.T) {
 	if p.cmd.ProcessState != nil {
 		exitCode = p.cmd.ProcessState.ExitCode()
 	}
-	report(t, "g", "sent=%d failed=%d rows_lost=%d (%s; %s; %d client RPCs / %d backend handlers in flight at SIGTERM, %d of them failed; %d RPCs begun before SIGTERM failed; %d sent after SIGTERM (%d refused, expected); exit %d after %s)",
-		ty.sent, ty.failed, rw.lost, ty, rw, inflight, backendInFlight, inflightFailed, beforeFailed, afterSent, afterFailed, exitCode, dur(exitedIn))
+	report(t, "g", ty, rw, "%d client RPCs / %d backend handlers in flight at SIGTERM, %d of them failed; %d RPCs begun before SIGTERM failed; %d sent after SIGTERM (%d refused, expected); exit %d after %s",
+		inflight, backendInFlight, inflightFailed, beforeFailed, afterSent, afterFailed, exitCode, dur(exitedIn))
 	t.Logf("l7lb log after SIGTERM:\n%s", tail(p.logs.String(), 10))
 	if beforeFailed > 0 {
 		t.Errorf("%d RPCs begun before SIGTERM failed (%d of them in flight at the signal); want 0:\n    %s", beforeFailed, inflightFailed, strings.Join(samples, "\n    "))
@@ -653,8 +661,8 @@ func caseH(t *testing.T) {
 	stillRunning := p.running()
 	addrAfter, _ := os.ReadFile(p.addrFile)
 	_, ty, rw := finish(t, l, be)
-	report(t, "h", "sent=%d failed=%d rows_lost=%d (%s; %s; bad value logged=%v, broken YAML + SIGHUP logged=%v, still running=%v)",
-		ty.sent, ty.failed, rw.lost, ty, rw, ok1, ok2, stillRunning)
+	report(t, "h", ty, rw, "bad value logged=%v, broken YAML + SIGHUP logged=%v, still running=%v",
+		ok1, ok2, stillRunning)
 	t.Logf("refusal lines:\n  %s\n  %s", line1, line2)
 	checkNoFailures(t, ty)
 	checkRowsExact(t, rw)

@@ -54,9 +54,11 @@ var (
 	summary   = map[string]string{}
 )
 
-// report records a case's closing-note line and logs it.
-func report(t *testing.T, id string, format string, args ...any) {
-	line := fmt.Sprintf("case %s: ", id) + fmt.Sprintf(format, args...)
+// report records a case's closing-note line and logs it: the numbers
+// every case has (RPCs, rows), then the case's own detail, formatted from
+// format and args.
+func report(t *testing.T, id string, ty tally, rw rows, format string, args ...any) {
+	line := fmt.Sprintf("case %s: sent=%d failed=%d rows_lost=%d (%s; %s; %s)", id, ty.sent, ty.failed, rw.lost, ty, rw, fmt.Sprintf(format, args...))
 	t.Log(line)
 	summaryMu.Lock()
 	summary[id] = line

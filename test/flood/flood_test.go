@@ -224,82 +224,50 @@ const (
 // backends and cancels them at once.
 func rapidReset(t *testing.T, c *rawConn) floodResult {
 	block := c.requestBlock(nil)
-	var r floodResult
-	for i := 0; i < rapidResets; i++ {
+	return writeFrames(c, rapidResets, 2, func(i int) error {
 		id := uint32(2*i + 1)
 		if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndHeaders: true}); err != nil {
-			r.err = err
-			return r
+			return err
 		}
-		if err := c.fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
-			r.err = err
-			return r
-		}
-		r.frames += 2
-	}
-	r.err = c.flush()
-	return r
+		return c.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+	})
 }
 
 // continuationFlood starts a request whose header block never ends: one
 // HEADERS without END_HEADERS, then CONTINUATION frames of valid HPACK
 // (never-indexed literal fields), so the server has to decode them.
 func continuationFlood(t *testing.T, c *rawConn) floodResult {
-	var r floodResult
 	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: c.requestBlock(nil), EndStream: true}); err != nil {
-		r.err = err
-		return r
+		return floodResult{err: err}
 	}
-	r.frames++
 	chunk := junkFields(frameSize)
-	for sent := 0; sent < continuationBytes; sent += len(chunk) {
-		if err := c.fr.WriteContinuation(1, false, chunk); err != nil {
-			r.err = err
-			return r
-		}
-		r.frames++
-	}
-	r.err = c.flush()
+	chunks := (continuationBytes + len(chunk) - 1) / len(chunk)
+	r := writeFrames(c, chunks, 1, func(int) error { return c.fr.WriteContinuation(1, false, chunk) })
+	r.frames++ // the HEADERS
 	return r
 }
 
 // pingFlood sends PINGs and never reads their ACKs.
 func pingFlood(t *testing.T, c *rawConn) floodResult {
-	var r floodResult
 	var data [8]byte
-	for i := 0; i < pings; i++ {
+	return writeFrames(c, pings, 1, func(i int) error {
 		data[0], data[1], data[2] = byte(i>>16), byte(i>>8), byte(i)
-		if err := c.fr.WritePing(false, data); err != nil {
-			r.err = err
-			return r
-		}
-		r.frames++
-	}
-	r.err = c.flush()
-	return r
+		return c.fr.WritePing(false, data)
+	})
 }
 
 // settingsFlood sends SETTINGS frames (each changing a setting, so each
 // needs processing and its own ACK) and never reads the ACKs.
 func settingsFlood(t *testing.T, c *rawConn) floodResult {
-	var r floodResult
-	for i := 0; i < settingsFrames; i++ {
-		s := http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(65535 + i%2)}
-		if err := c.fr.WriteSettings(s); err != nil {
-			r.err = err
-			return r
-		}
-		r.frames++
-	}
-	r.err = c.flush()
-	return r
+	return writeFrames(c, settingsFrames, 1, func(i int) error {
+		return c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(65535 + i%2)})
+	})
 }
 
 // oversizedHeaderList sends one request whose header list is
 // headerListFactor times the SETTINGS_MAX_HEADER_LIST_SIZE l7lb advertised,
 // split into HEADERS and CONTINUATION frames of frameSize.
 func oversizedHeaderList(t *testing.T, c *rawConn) floodResult {
-	var r floodResult
 	limit, ok := c.serverSettings[http2.SettingMaxHeaderListSize]
 	if !ok {
 		t.Errorf("l7lb does not advertise SETTINGS_MAX_HEADER_LIST_SIZE (settings %v); using 1 MiB", c.serverSettings)
@@ -319,26 +287,41 @@ func oversizedHeaderList(t *testing.T, c *rawConn) floodResult {
 	}
 	block := c.requestBlock(extra)
 	t.Logf("advertised SETTINGS_MAX_HEADER_LIST_SIZE %d; sending a header list of about %d octets (%d bytes of HPACK)", limit, size, len(block))
-	first := true
-	for len(block) > 0 || first {
-		n := min(len(block), frameSize)
-		frag, end := block[:n], n == len(block)
-		block = block[n:]
-		var err error
-		if first {
-			err = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: frag, EndStream: true, EndHeaders: end})
-			first = false
-		} else {
-			err = c.fr.WriteContinuation(1, end, frag)
+	frags := fragments(block, frameSize)
+	return writeFrames(c, len(frags), 1, func(i int) error {
+		end := i == len(frags)-1
+		if i == 0 {
+			return c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: frags[0], EndStream: true, EndHeaders: end})
 		}
-		if err != nil {
+		return c.fr.WriteContinuation(1, end, frags[i])
+	})
+}
+
+// writeFrames calls write n times, each writing framesPerCall frames,
+// stops at the first write error, then flushes; it counts the frames of
+// the calls that succeeded.
+func writeFrames(c *rawConn, n, framesPerCall int, write func(i int) error) floodResult {
+	var r floodResult
+	for i := 0; i < n; i++ {
+		if err := write(i); err != nil {
 			r.err = err
 			return r
 		}
-		r.frames++
+		r.frames += framesPerCall
 	}
 	r.err = c.flush()
 	return r
+}
+
+// fragments splits block into pieces of at most size bytes; an empty
+// block is one empty piece.
+func fragments(block []byte, size int) [][]byte {
+	var frags [][]byte
+	for len(block) > size {
+		frags = append(frags, block[:size])
+		block = block[size:]
+	}
+	return append(frags, block)
 }
 
 // junkFields returns about n bytes of HPACK: literal header fields, never
