@@ -30,7 +30,6 @@ type serverConn struct {
 
 	// reader
 	frames    *frameio.Reader
-	hr        *frameio.HeaderReader // frames.Headers
 	batch     *frameio.Batch
 	req       request
 	pings     floodCounter
@@ -146,7 +145,6 @@ func (sc *serverConn) serve() {
 	sc.w.Kick()
 
 	sc.frames = frameio.NewReader(br, 16384, maxHeaderListSize) // 16384: the default frame size we advertise
-	sc.hr = sc.frames.Headers
 
 	sc.batch = &frameio.Batch{}
 	defer sc.batch.Flush()

@@ -79,7 +79,7 @@ type stream struct {
 
 // onHeaders handles a complete header block from the client.
 func (sc *serverConn) onHeaders() error {
-	hr := sc.hr
+	hr := sc.frames.Headers
 	id := hr.StreamID
 	fields := hr.Fields()
 	if id%2 == 0 {
