@@ -564,3 +564,16 @@ func (sc *serverConn) closeAll() {
 	sc.w.Wait(time.Second)
 	sc.conn.Close()
 }
+
+func (sc *serverConn) flow() ConnFlow {
+	sc.w.Lock()
+	defer sc.w.Unlock()
+	return ConnFlow{
+		Client:            sc.clientAddr,
+		Streams:           len(sc.streams),
+		SendWindow:        sc.sendWin,
+		RecvWindow:        sc.recvWin.Load() + sc.recvOwed.Load(),
+		RecvWindowInitial: connRecvWindow,
+		Queued:            sc.w.Buffered(),
+	}
+}

@@ -50,7 +50,28 @@ type Options struct {
 	IdleTimeout time.Duration
 	// Observer sees every finished request (nil: nobody).
 	Observer observe.Observer
+	// Limits bound what one client connection may hold in l7lb.
+	Limits Limits
 }
+
+// Limits bound what one client connection may cost, however its client
+// behaves. Zero fields take the defaults.
+type Limits struct {
+	// ConnBuffer is how many response bytes l7lb holds at most for one
+	// client connection: the window it grants targets for that
+	// connection's streams, queued or still on its way (default 16 MiB).
+	ConnBuffer int64
+	// WriteStall closes a client connection that has response bytes
+	// waiting and took none of them for this long: it stopped reading,
+	// or granted no window (default 30 s).
+	WriteStall time.Duration
+}
+
+// Defaults for Limits.
+const (
+	DefaultConnBuffer = 16 << 20
+	DefaultWriteStall = 30 * time.Second
+)
 
 // Server serves HTTP/2 connections for one listener.
 type Server struct {
@@ -70,6 +91,12 @@ func New(opts Options) *Server {
 	}
 	if opts.Observer == nil {
 		opts.Observer = observe.Nop{}
+	}
+	if opts.Limits.ConnBuffer <= 0 {
+		opts.Limits.ConnBuffer = DefaultConnBuffer
+	}
+	if opts.Limits.WriteStall <= 0 {
+		opts.Limits.WriteStall = DefaultWriteStall
 	}
 	return &Server{opts: opts, portText: itoa(opts.Port), conns: map[*serverConn]struct{}{}}
 }
@@ -138,4 +165,39 @@ func itoa(n int) string {
 		n /= 10
 	}
 	return string(b[i:])
+}
+
+// ConnFlow is one client connection's flow-control state right now, for
+// tests and status pages.
+type ConnFlow struct {
+	Client string
+	// Streams is how many streams l7lb still tracks on the connection.
+	Streams int
+	// SendWindow is what l7lb may still send on the connection.
+	SendWindow int64
+	// RecvWindow is what the client may still send on the connection,
+	// counting credit l7lb owes it but has not sent yet; with no stream
+	// open it equals RecvWindowInitial.
+	RecvWindow, RecvWindowInitial int64
+	// RespGranted is the response window targets hold for this
+	// connection's streams (0 with no stream open); it is at most
+	// Limits.ConnBuffer plus a small floor per stream.
+	RespGranted int64
+	// Queued is what the writer holds for the socket.
+	Queued int
+}
+
+// Flow reports every open connection's flow-control state.
+func (s *Server) Flow() []ConnFlow {
+	s.mu.Lock()
+	conns := make([]*serverConn, 0, len(s.conns))
+	for sc := range s.conns {
+		conns = append(conns, sc)
+	}
+	s.mu.Unlock()
+	out := make([]ConnFlow, 0, len(conns))
+	for _, sc := range conns {
+		out = append(out, sc.flow())
+	}
+	return out
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/l7lb/l7lb/internal/proxy"
 	"github.com/l7lb/l7lb/internal/route"
 	"github.com/l7lb/l7lb/internal/targetgroup"
+	"github.com/l7lb/l7lb/internal/upstream"
 )
 
 // CertLoader resolves a certificate ARN (the certificate store).
@@ -46,6 +47,8 @@ type Options struct {
 	Observer observe.Observer
 	// GroupEvents hears about ejections, retries and fail-open (nil: nobody).
 	GroupEvents targetgroup.Events
+	// ClientLimits bound what one HTTP/2 client connection may hold.
+	ClientLimits h2proxy.Limits
 }
 
 // DefaultBind listens on every interface for internet-facing listeners and
@@ -69,6 +72,7 @@ type liveListener struct {
 	cfg   config.Listener
 	bind  string
 	l     *listener.Listener
+	h2    *h2proxy.Server
 	certs *atomic.Pointer[listener.CertSet]
 }
 
@@ -236,7 +240,8 @@ func (rt *Runtime) listen(l config.Listener, bind string, cs *listener.CertSet) 
 		idle = l.IdleTimeout // load-balancer-attributes idle_timeout.timeout_seconds
 	}
 	h := proxy.NewHandler(port, secure, routes, rt.opts.Log)
-	h2 := h2proxy.New(h2proxy.Options{Routes: routes, Fallback: h, Port: port, Secure: secure, Log: rt.opts.Log, IdleTimeout: idle, Observer: rt.opts.Observer})
+	h2 := h2proxy.New(h2proxy.Options{Routes: routes, Fallback: h, Port: port, Secure: secure, Log: rt.opts.Log, IdleTimeout: idle, Observer: rt.opts.Observer, Limits: rt.opts.ClientLimits})
+	ll.h2 = h2
 	// Observability (issue 5): HTTP/1.1 requests are reported by a wrapper
 	// (h2proxy reports HTTP/2 streams); an Observer that also counts
 	// connections and TLS handshakes gets a listener.Events per port.
@@ -319,4 +324,36 @@ func (rt *Runtime) Shutdown(ctx context.Context) error {
 		all = append(all, err)
 	}
 	return errors.Join(all...)
+}
+
+// Flow is the data path's flow-control state right now: every client
+// connection of every listener and every target connection of every
+// group, with each target's requests in flight. Tests check invariants on
+// it (windows back at their initial values when idle, no stream left).
+type Flow struct {
+	Clients []h2proxy.ConnFlow
+	Targets []TargetFlow
+}
+
+// TargetFlow is one target's part of Flow.
+type TargetFlow struct {
+	Group, Addr string
+	InFlight    int64
+	Conns       []upstream.ConnFlow
+}
+
+// Flow reports the data path's flow-control state.
+func (rt *Runtime) Flow() Flow {
+	var f Flow
+	rt.mu.Lock()
+	for _, ll := range rt.listeners {
+		f.Clients = append(f.Clients, ll.h2.Flow()...)
+	}
+	rt.mu.Unlock()
+	for name, g := range rt.cur.Load().groups {
+		for _, t := range g.Targets() {
+			f.Targets = append(f.Targets, TargetFlow{Group: name, Addr: t.Addr, InFlight: t.InFlight.Load(), Conns: t.Conns.Flow()})
+		}
+	}
+	return f
 }

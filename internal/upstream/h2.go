@@ -214,6 +214,7 @@ type Conn struct {
 	dead        bool
 
 	recvOwed atomic.Int64 // connection-level credit not yet returned
+	recvUsed int64        // placeholder, maintained by the flow refactor
 
 	// reader goroutine
 	rbuf  *bufio.Reader
@@ -700,4 +701,45 @@ func (s *Stream) Consumed(n int) {
 		c.w.Unlock()
 		c.w.Kick()
 	}
+}
+
+// ConnFlow is one target connection's flow-control state right now, for
+// tests and status pages.
+type ConnFlow struct {
+	Target string
+	// Streams is how many streams l7lb still tracks on the connection.
+	Streams int
+	// SendWindow is what l7lb may still send on the connection.
+	SendWindow int64
+	// RecvWindow is what the target may still send on the connection,
+	// counting credit l7lb owes it but has not sent yet; with no stream
+	// open it equals RecvWindowInitial.
+	RecvWindow, RecvWindowInitial int64
+	// Queued is what the writer holds for the socket.
+	Queued int
+	// Usable is false once the connection takes no new streams.
+	Usable bool
+}
+
+// Flow reports the flow-control state of every connection to the target.
+func (cs *Conns) Flow() []ConnFlow {
+	cs.mu.Lock()
+	conns := make([]*Conn, 0, len(cs.all))
+	for c := range cs.all {
+		conns = append(conns, c)
+	}
+	cs.mu.Unlock()
+	out := make([]ConnFlow, 0, len(conns))
+	for _, c := range conns {
+		c.w.Lock()
+		f := ConnFlow{
+			Target: cs.addr, Streams: len(c.streams), SendWindow: c.sendWin,
+			RecvWindow: connRecvWindow - c.recvUsed + c.recvOwed.Load(), RecvWindowInitial: connRecvWindow,
+			Queued: c.w.Buffered(),
+			Usable: !c.goingAway && !c.dead,
+		}
+		c.w.Unlock()
+		out = append(out, f)
+	}
+	return out
 }
