@@ -56,7 +56,7 @@ func BenchmarkAppendFrames(b *testing.B) {
 		w.EncodeField(":status", "200")
 		w.EncodeField("content-type", "application/grpc")
 		w.AppendHeaders(1, false)
-		w.AppendData(1, payload, false)
+		w.AppendData(1, payload, false, nil)
 		w.EncodeField("grpc-status", "0")
 		w.EncodeField("grpc-message", "")
 		w.AppendHeaders(1, true)

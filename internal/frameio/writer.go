@@ -8,6 +8,18 @@
 // order of frames on the wire: the HPACK encoder's dynamic table, the send
 // flow-control windows and stream-ID allocation. Callers hold it (Lock)
 // while they decide what to send and append it.
+//
+// DATA is the one kind of frame whose bytes a proxy owes someone for: the
+// sender that l7lb took them from gets window back only once they have
+// left through this connection's socket. AppendData takes a Creditor for
+// that, and the Writer calls it after the write, outside its lock; when
+// the connection fails or closes instead, the Writer still calls it, so
+// bytes it held are never lost to flow control.
+//
+// Lock order, for every package that uses a Writer: a client connection's
+// Writer lock may be held while taking nothing else; a target
+// connection's Writer lock likewise. Code that must touch both takes one,
+// releases it, then takes the other; Creditors run with no lock held.
 package frameio
 
 import (
@@ -33,13 +45,29 @@ var ErrClosed = errors.New("connection closed")
 // connection closed instead of growing our memory.
 const MaxQueuedControlFrames = 10000
 
+// Creditor is told that n bytes of DATA payload it appended are no longer
+// held by the Writer: written to the socket, or dropped because the
+// connection ended. It runs on the writer goroutine (or the goroutine that
+// closed the Writer) with no lock held, and must not block.
+type Creditor interface {
+	Credit(n int)
+}
+
+type credit struct {
+	to Creditor
+	n  int
+}
+
 // Writer is one connection's frame writer.
 type Writer struct {
 	conn net.Conn
 
 	mu      sync.Mutex
-	out     chunks // frames waiting for the writer goroutine
-	control int    // control frames in out
+	out     chunks   // frames waiting for the writer goroutine
+	credits []credit // owed for DATA in out, in order
+	spare   []credit // credits' previous array, reused
+	data    int      // DATA payload bytes in out
+	control int      // control frames in out
 	hdr     [9]byte
 	closed  bool
 	err     error
@@ -54,6 +82,8 @@ type Writer struct {
 	// Sent counts DATA and HEADERS frames appended: the traffic that
 	// legitimately draws PINGs from a peer (gRPC's BDP estimation).
 	Sent atomic.Int64
+
+	written atomic.Int64 // see Progress
 
 	kick chan struct{}
 	done chan struct{}
@@ -87,7 +117,8 @@ func (w *Writer) Start(dial func() (net.Conn, error), ready func(net.Conn)) {
 // that wait (under Lock) for flow-control window.
 func (w *Writer) NewCond() *sync.Cond { return sync.NewCond(&w.mu) }
 
-// Close stops the writer at once and closes the connection.
+// Close stops the writer at once and closes the connection. DATA not
+// written yet is dropped and its Creditors are told.
 func (w *Writer) Close() {
 	w.mu.Lock()
 	w.closed = true
@@ -99,10 +130,48 @@ func (w *Writer) Close() {
 	w.Kick()
 }
 
+// dropQueued empties the queue of a writer that will write no more and
+// settles what it owed.
+func (w *Writer) dropQueued() {
+	w.mu.Lock()
+	bufs, arrs := w.out.take()
+	owed := w.takeCredits()
+	w.mu.Unlock()
+	release(arrs)
+	clear(bufs)
+	w.settle(owed)
+}
+
+// takeCredits hands over the credits owed for what is in out; under mu.
+func (w *Writer) takeCredits() []credit {
+	owed := w.credits
+	w.credits, w.spare = w.spare[:0], nil
+	w.data = 0
+	return owed
+}
+
+// settle tells each Creditor; with no lock held. The slice is kept for
+// reuse.
+func (w *Writer) settle(owed []credit) {
+	if len(owed) == 0 {
+		return
+	}
+	for i, c := range owed {
+		c.to.Credit(c.n)
+		owed[i] = credit{}
+	}
+	w.mu.Lock()
+	if w.spare == nil && cap(owed) <= 1024 {
+		w.spare = owed[:0]
+	}
+	w.mu.Unlock()
+}
+
 func (w *Writer) run(dial func() (net.Conn, error), ready func(net.Conn)) {
 	defer close(w.done)
 	// However the writer ends, the connection is over: closing it also
-	// stops the connection's reader.
+	// stops the connection's reader, and whatever DATA is still queued is
+	// dropped, its senders credited.
 	defer func() {
 		w.mu.Lock()
 		w.closed = true
@@ -111,6 +180,7 @@ func (w *Writer) run(dial func() (net.Conn, error), ready func(net.Conn)) {
 		if c != nil {
 			c.Close()
 		}
+		w.dropQueued()
 	}()
 	if dial != nil {
 		c, err := dial()
@@ -133,6 +203,7 @@ func (w *Writer) run(dial func() (net.Conn, error), ready func(net.Conn)) {
 	for range w.kick {
 		w.mu.Lock()
 		bufs, arrs := w.out.take()
+		owed := w.takeCredits()
 		w.control = 0
 		closed := w.closed
 		w.mu.Unlock()
@@ -152,9 +223,12 @@ func (w *Writer) run(dial func() (net.Conn, error), ready func(net.Conn)) {
 			release(arrs)
 			if err != nil {
 				w.fail(err)
+				w.settle(owed)
 				return
 			}
+			w.written.Add(int64(len(owed)))
 		}
+		w.settle(owed)
 		w.mu.Lock()
 		w.out.giveBack(bufs, arrs)
 		more := w.out.len() > 0
@@ -246,6 +320,13 @@ func (w *Writer) Err() error {
 // Buffered is the number of bytes waiting (under Lock).
 func (w *Writer) Buffered() int { return w.out.len() }
 
+// BufferedData is the DATA payload waiting (under Lock).
+func (w *Writer) BufferedData() int { return w.data }
+
+// Progress counts the writes that carried DATA; a connection whose count
+// stands still while DATA waits is stalled.
+func (w *Writer) Progress() int64 { return w.written.Load() }
+
 // The Append* methods add one frame; call them under Lock. They report
 // false when the writer is closed or the peer let too many control frames
 // pile up (the caller should then close the connection).
@@ -265,14 +346,24 @@ func (w *Writer) control1() bool {
 }
 
 // AppendData appends DATA frames carrying p (split at MaxFrame); the last
-// one carries END_STREAM when end is set.
-func (w *Writer) AppendData(stream uint32, p []byte, end bool) bool {
+// one carries END_STREAM when end is set. to, when not nil, is credited
+// with len(p) once the frames left through the socket or were dropped.
+// On false nothing was queued and to is not called: the bytes are still
+// the caller's.
+func (w *Writer) AppendData(stream uint32, p []byte, end bool, to Creditor) bool {
 	if w.closed {
 		return false
 	}
 	w.Sent.Add(1)
+	if len(p) > 0 {
+		w.data += len(p)
+		if to != nil {
+			w.credits = append(w.credits, credit{to, len(p)})
+		}
+	}
+	maxFrame := w.maxFrame()
 	for {
-		n := min(len(p), w.MaxFrame)
+		n := min(len(p), maxFrame)
 		var flags http2.Flags
 		if end && n == len(p) {
 			flags = http2.FlagDataEndStream
@@ -285,6 +376,19 @@ func (w *Writer) AppendData(stream uint32, p []byte, end bool) bool {
 		}
 	}
 }
+
+// maxFrame is MaxFrame within what RFC 9113 §6.5.2 allows: a value the
+// peer could not legally send must never make the split loops spin or
+// produce frames it cannot take.
+func (w *Writer) maxFrame() int {
+	return min(max(w.MaxFrame, MinMaxFrameSize), MaxMaxFrameSize)
+}
+
+// The bounds of SETTINGS_MAX_FRAME_SIZE.
+const (
+	MinMaxFrameSize = 1 << 14
+	MaxMaxFrameSize = 1<<24 - 1
+)
 
 // EncodeField HPACK-encodes one header field into the pending header block.
 func (w *Writer) EncodeField(name, value string) {
@@ -307,8 +411,9 @@ func (w *Writer) AppendHeaders(stream uint32, end bool) bool {
 	}
 	w.Sent.Add(1)
 	first := true
+	maxFrame := w.maxFrame()
 	for {
-		n := min(len(block), w.MaxFrame)
+		n := min(len(block), maxFrame)
 		var flags http2.Flags
 		if n == len(block) {
 			flags |= http2.FlagHeadersEndHeaders

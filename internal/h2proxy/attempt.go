@@ -224,17 +224,17 @@ func (st *stream) startAttempt(t, prev *targetgroup.Target) {
 	st.cur = a
 	st.retrying = false
 	body, ended := st.saved.body, st.saved.ended
-	// Bytes the client already got window back for must not be credited
-	// again when they are replayed.
-	st.replaySkip.Store(st.credited.Load())
+	// Replayed bytes report Sent again; stream.sent credits no more than
+	// the stream still holds, so the client is never credited twice.
+	st.sc.w.Lock()
+	st.rpc.TargetStart = time.Now()
+	st.sc.w.Unlock()
 	err := a.start(ended && len(body) == 0, nil)
 	if err == nil && (len(body) > 0 || ended) && !(ended && len(body) == 0) {
 		a.up.Data(body, ended, nil)
 	}
 	st.reqMu.Unlock()
 
-	prev.InFlight.Add(-1)
-	t.InFlight.Add(1)
 	t.Served.Add(1)
 	st.sc.w.Lock()
 	st.target = t
@@ -262,7 +262,17 @@ func (a *attempt) Headers(fields []hpack.HeaderField, end bool, b *frameio.Batch
 	sc := st.sc
 	sc.w.Lock()
 	first := !st.respHeaders && st.held == nil
+	held := st.held
+	if end {
+		st.held = nil
+	}
 	sc.w.Unlock()
+	if held != nil && end {
+		// Trailers right after held headers (a reply with no message):
+		// the headers, with their :status, go first.
+		a.t.Succeeded()
+		st.forwardHeaders(a, held, false, b)
+	}
 	if first {
 		if end && grpcStatusOf(fields) == "14" && st.retry(a, "UNAVAILABLE", false) {
 			return
@@ -285,8 +295,7 @@ func (a *attempt) Headers(fields []hpack.HeaderField, end bool, b *frameio.Batch
 func (a *attempt) Data(p []byte, end bool, b *frameio.Batch) {
 	st := a.st
 	if !a.current() {
-		a.up.Consumed(len(p))
-		return
+		return // a given-up attempt: its connection credited the bytes
 	}
 	sc := st.sc
 	sc.w.Lock()
@@ -296,7 +305,6 @@ func (a *attempt) Data(p []byte, end bool, b *frameio.Batch) {
 	if held != nil {
 		if len(p) > 5 && grpcwire.IsServiceNotReady(p[5:]) {
 			a.t.Failed("ServiceNotReady")
-			a.up.Consumed(len(p))
 			if st.retry(a, "ServiceNotReady", true) {
 				return
 			}
@@ -331,27 +339,11 @@ func (a *attempt) Reset(code http2.ErrCode, err error, refused bool) {
 	st.targetReset(a, code, err)
 }
 
-// Sent gives the client window back for request bytes that left l7lb;
-// bytes replayed to a new target were credited already.
-// It takes no lock of the stream's: it runs inside calls made under reqMu.
-func (a *attempt) Sent(n int) {
-	st := a.st
-	for {
-		skip := st.replaySkip.Load()
-		if skip <= 0 {
-			break
-		}
-		take := min(int64(n), skip)
-		if st.replaySkip.CompareAndSwap(skip, skip-take) {
-			n -= int(take)
-			break
-		}
-	}
-	if n > 0 {
-		st.credited.Add(int64(n))
-		st.sent(n)
-	}
-}
+// Sent gives the client window back for request bytes that left l7lb
+// (stream.sent never credits more than the stream holds, so replays of
+// bytes already credited cost nothing). It takes no lock of the
+// stream's: it runs inside calls made under reqMu.
+func (a *attempt) Sent(n int) { a.st.sent(n) }
 
 func grpcStatusOf(fields []hpack.HeaderField) string {
 	for _, f := range fields {

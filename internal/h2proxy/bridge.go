@@ -160,7 +160,9 @@ func (b *bridge) Write(p []byte) (int, error) {
 			sc.cond.Wait()
 			continue
 		}
-		sc.w.AppendData(st.id, p[:n], false)
+		if !sc.w.AppendData(st.id, p[:n], false, nil) {
+			return written, errors.New("h2proxy: connection closed")
+		}
 		st.sendWin -= int64(n)
 		sc.sendWin -= int64(n)
 		st.rpc.BytesOut += int64(n)
@@ -224,7 +226,7 @@ func (b *bridge) finish() {
 			}
 			sc.w.AppendHeaders(st.id, true)
 		default:
-			sc.w.AppendData(st.id, nil, true)
+			sc.w.AppendData(st.id, nil, true, nil)
 		}
 		st.respDone = true
 		sc.finishLocked(st)

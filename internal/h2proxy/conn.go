@@ -43,10 +43,16 @@ type serverConn struct {
 	streams     map[uint32]*stream
 	sendWin     int64
 	initSendWin int64
-	blocked     []*stream
-	goingAway   bool // final GOAWAY sent: new streams are refused
-	draining    bool // first GOAWAY of a graceful close sent
+	blocked     []*stream // streams with response data waiting for window
+	goingAway   bool      // final GOAWAY sent: new streams are refused
+	draining    bool      // first GOAWAY of a graceful close sent
 	idleTimer   *time.Timer
+	// respGranted is the response window targets hold for this
+	// connection's streams, at most Limits.ConnBuffer beyond each
+	// stream's floor (see stream.respGrant).
+	respGranted int64
+	dataSent    int64       // response DATA bytes appended (stall check)
+	stallTimer  *time.Timer // armed while streams wait for the client's window
 
 	recvOwed atomic.Int64 // connection-level window owed to the client
 	// recvWin is how much the client may still send on the connection; it
@@ -65,7 +71,7 @@ func newServerConn(s *Server, c net.Conn) *serverConn {
 	}
 	sc.recvWin.Store(connRecvWindow)
 	sc.cond = sc.w.NewCond()
-	sc.w.WriteTimeout = 30 * time.Second
+	sc.w.WriteTimeout = s.opts.Limits.WriteStall
 	if tc, ok := c.(*tls.Conn); ok {
 		st := tc.ConnectionState()
 		sc.tlsState = &st
@@ -261,9 +267,8 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 	if err := f.ForeachSetting(func(s http2.Setting) error { return s.Valid() }); err != nil {
 		return err
 	}
-	var credits []credit
 	sc.w.Lock()
-	defer func() { sc.w.Unlock(); sc.w.Kick(); giveCredits(credits) }()
+	defer func() { sc.w.Unlock(); sc.w.Kick() }()
 	var err error
 	f.ForeachSetting(func(s http2.Setting) error {
 		switch s.ID {
@@ -276,7 +281,7 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 					err = connError{http2.ErrCodeFlowControl, "window overflow"}
 				}
 			}
-			credits = append(credits, sc.drainLocked(sc.streamsSlice())...)
+			sc.drainLocked(sc.streamsSlice())
 		case http2.SettingMaxFrameSize:
 			sc.w.MaxFrame = int(s.Val)
 		case http2.SettingHeaderTableSize:
@@ -326,7 +331,6 @@ func (sc *serverConn) onPing(f frameio.Ping) error {
 }
 
 func (sc *serverConn) onWindowUpdate(f frameio.WindowUpdate) error {
-	var credits []credit
 	sc.w.Lock()
 	if f.StreamID == 0 {
 		sc.sendWin += int64(f.Increment)
@@ -336,7 +340,7 @@ func (sc *serverConn) onWindowUpdate(f frameio.WindowUpdate) error {
 		}
 		blocked := sc.blocked
 		sc.blocked = nil
-		credits = sc.drainLocked(blocked)
+		sc.drainLocked(blocked)
 	} else {
 		if f.StreamID > sc.lastID {
 			sc.w.Unlock()
@@ -349,14 +353,13 @@ func (sc *serverConn) onWindowUpdate(f frameio.WindowUpdate) error {
 				return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
 			}
 			if len(st.pending) > 0 || st.pendingEnd || st.pendingTrailers != nil {
-				credits = sc.drainLocked([]*stream{st})
+				sc.drainLocked([]*stream{st})
 			}
 		}
 	}
 	sc.cond.Broadcast()
 	sc.w.Unlock()
 	sc.w.Kick()
-	giveCredits(credits)
 	return nil
 }
 
@@ -367,10 +370,13 @@ func (sc *serverConn) onReset(f *http2.RSTStreamFrame) error {
 		return connError{http2.ErrCodeProtocol, "RST_STREAM on an idle stream"}
 	}
 	st := sc.streams[f.StreamID]
+	now := time.Now()
+	rapid := false
 	if st != nil {
 		if !st.respDone {
 			st.rpc.Reset, st.rpc.ResetBy = uint32(f.ErrCode), "client"
 		}
+		rapid = !st.respHeaders && now.Sub(st.rpc.Start) < rapidReset
 		st.respDone, st.reqDone = true, true
 		sc.removeLocked(st)
 	}
@@ -379,8 +385,12 @@ func (sc *serverConn) onReset(f *http2.RSTStreamFrame) error {
 		return nil
 	}
 	// A client resetting streams it just opened, over and over, makes
-	// targets do work for nothing (CVE-2023-44487).
-	if sc.resets.hit(time.Now()) {
+	// targets do work for nothing while the concurrency limit never
+	// binds (CVE-2023-44487). Only that pattern counts: a stream reset
+	// before any response and within rapidReset of its start. Cancels of
+	// RPCs that ran a while (deadlines, abandoned streams) are ordinary:
+	// those streams held a concurrency slot, which bounds their rate.
+	if rapid && sc.resets.hit(now) {
 		st.abortUpstream(http2.ErrCodeCancel)
 		return connError{http2.ErrCodeEnhanceYourCalm, "too many streams reset"}
 	}
@@ -414,6 +424,7 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 			streamErr = http2.ErrCodeFlowControl
 		default:
 			st.recvWin -= length
+			st.reqHeld += int64(len(data))
 			st.received += int64(len(data))
 			st.rpc.BytesIn += int64(len(data))
 			if st.contentLength >= 0 && (st.received > st.contentLength || end && st.received != st.contentLength) {
@@ -432,29 +443,64 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 	}
 	if streamErr != 0xff {
-		sc.creditConn(len(data))
+		sc.creditConn(len(data)) // never counted as the stream's
 		return http2.StreamError{StreamID: id, Code: streamErr}
 	}
 	st.requestData(data, end)
 	return nil
 }
 
-// creditConn returns connection-level window to the client.
+// creditConn returns connection-level window to the client for bytes no
+// stream holds.
 func (sc *serverConn) creditConn(n int) {
 	if n <= 0 {
 		return
 	}
-	if owed := sc.recvOwed.Add(int64(n)); owed >= connRecvWindow/4 {
-		sc.recvOwed.Add(-owed)
-		sc.recvWin.Add(owed)
-		sc.w.Lock()
-		sc.w.AppendWindowUpdate(0, uint32(owed))
-		sc.w.Unlock()
+	sc.w.Lock()
+	kick := sc.creditConnLocked(int64(n))
+	sc.w.Unlock()
+	if kick {
 		sc.w.Kick()
 	}
 }
 
-// removeLocked forgets a finished stream; under w's lock.
+// creditConnLocked owes the client n bytes of connection window and sends
+// a WINDOW_UPDATE once a quarter of the window is owed; under w's lock.
+// It reports whether a frame was appended (the caller kicks the writer).
+func (sc *serverConn) creditConnLocked(n int64) bool {
+	if n <= 0 {
+		return false
+	}
+	owed := sc.recvOwed.Add(n)
+	if owed < connRecvWindow/4 {
+		return false
+	}
+	if !sc.w.AppendWindowUpdate(0, uint32(owed)) {
+		sc.failWriterLocked()
+		return false
+	}
+	sc.recvOwed.Add(-owed)
+	sc.recvWin.Add(owed)
+	return true
+}
+
+// failWriterLocked gives up a connection whose client let too many
+// frames pile up unread (an append failed): the writer stops, the
+// connection closes, and the reader's end settles every stream.
+func (sc *serverConn) failWriterLocked() {
+	if !sc.w.Closed() {
+		sc.w.CloseAfterFlushLocked()
+	}
+	go sc.conn.Close()
+}
+
+// removeLocked forgets a finished stream; under w's lock. It is the one
+// place a client stream ends, and it gives back everything the stream
+// still holds: request bytes not yet credited go back to the client's
+// connection window, the response window its targets held goes back to
+// the connection's budget, and waiting response bytes are dropped (the
+// target connection credited them on arrival; the target stream is
+// reset or ended).
 func (sc *serverConn) removeLocked(st *stream) {
 	if st.removed {
 		return
@@ -468,11 +514,17 @@ func (sc *serverConn) removeLocked(st *stream) {
 	if st.timer != nil {
 		st.timer.Stop()
 	}
-	if st.target != nil {
-		st.target.InFlight.Add(-1)
+	if st.reqHeld > 0 {
+		if sc.creditConnLocked(st.reqHeld) {
+			sc.w.Kick()
+		}
+		st.reqHeld = 0
 	}
+	sc.respGranted -= st.respGrant
+	st.respGrant = 0
 	if st.bridge != nil {
 		st.bridge.cancel()
+		sc.cond.Broadcast() // a bridged Write waiting for window gives up
 	}
 	if len(sc.streams) == 0 {
 		if sc.goingAway {
@@ -553,6 +605,9 @@ func (sc *serverConn) closeAll() {
 	}
 	if sc.idleTimer != nil {
 		sc.idleTimer.Stop()
+	}
+	if sc.stallTimer != nil {
+		sc.stallTimer.Stop()
 	}
 	sc.cond.Broadcast()
 	sc.w.CloseAfterFlushLocked()

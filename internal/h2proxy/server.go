@@ -34,6 +34,13 @@ const (
 	connRecvWindow       = 16 << 20
 	maxHeaderListSize    = 64 << 10
 	floodLimitPerSecond  = 1000
+	// rapidReset: a client reset this soon after the request, before any
+	// response, counts toward the rapid-reset limit.
+	rapidReset = 100 * time.Millisecond
+	// respWindowMax is the most response window one stream's target gets
+	// (a large reply streams at full speed within it); the connection's
+	// budget (Limits.ConnBuffer) decides how many streams get that much.
+	respWindowMax = 1 << 20
 )
 
 // Options configure a Server.

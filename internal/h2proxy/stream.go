@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -39,10 +38,6 @@ type stream struct {
 	attempts   int
 	retrying   bool
 	deadlineAt time.Time
-	// Window credit bookkeeping for replays (atomic: Sent runs inside
-	// calls made under reqMu).
-	credited   atomic.Int64
-	replaySkip atomic.Int64
 
 	// reader
 	recvWin       int64
@@ -50,6 +45,11 @@ type stream struct {
 	contentLength int64
 	reqInspect    grpcwire.Inspector
 	reqOwed       int64 // stream-level window owed to the client (under lock)
+	// reqHeld is request bytes taken from the client's connection window
+	// and not credited back yet: they wait in l7lb, or are on their way
+	// to the target (under lock). Credit never exceeds it, and removal
+	// gives back what is left, so no path can lose or double it.
+	reqHeld int64
 
 	// under the writer lock
 	reqDone         bool // client sent END_STREAM (or the stream was reset)
@@ -66,6 +66,11 @@ type stream struct {
 	held            []hpack.HeaderField  // response headers waiting for the first message
 	heldSpace       [4]hpack.HeaderField // held's array for the usual few fields
 	respUp          *upstream.Stream     // the attempt whose response goes to the client
+	// respGrant is the response window the target holds for this stream
+	// (its floor, plus what the connection's budget added); respRecv
+	// counts response bytes received, respOwed bytes written to the
+	// client and not yet granted back to the target.
+	respGrant, respRecv, respOwed int64
 
 	rpc observe.RPC // filled as the request goes; reported when removed
 
@@ -197,15 +202,14 @@ func (sc *serverConn) forward(st *stream, g *targetgroup.Group, end bool) {
 		sc.w.Lock()
 		st.target = t
 		st.rpc.Target = t.Addr
+		st.rpc.TargetStart = time.Now()
 		sc.w.Unlock()
-		t.InFlight.Add(1)
 		t.Served.Add(1)
 		if err = a.start(end, sc.batch); err == nil {
 			break
 		}
 		// Not even opened: nothing reached the target; try another.
 		t.Failed(err.Error())
-		t.InFlight.Add(-1)
 		next, ok := g.PickOther(t)
 		if !ok || next == t {
 			break
@@ -214,9 +218,13 @@ func (sc *serverConn) forward(st *stream, g *targetgroup.Group, end bool) {
 	}
 	if err != nil {
 		st.cur = nil
+	} else {
+		sc.w.Lock()
+		st.respGrant = upstream.StreamWindowFloor
+		sc.respGranted += st.respGrant
+		sc.w.Unlock()
 	}
 	st.reqMu.Unlock()
-	st.rpc.TargetStart = time.Now()
 	if err != nil {
 		st.localStatus(codes.Unavailable, fmt.Sprintf("l7lb: target %s of target group %s: %v", t.Addr, g.Name(), err))
 		return
@@ -237,12 +245,14 @@ func (st *stream) requestData(data []byte, end bool) {
 	sc := st.sc
 	sc.w.Lock()
 	lingering := st.respDone
-	if lingering && end && !st.removed {
-		sc.removeLocked(st)
+	if lingering {
+		st.releaseRequestLocked(len(data))
+		if end && !st.removed {
+			sc.removeLocked(st)
+		}
 	}
 	sc.w.Unlock()
 	if lingering {
-		sc.creditConn(len(data))
 		return
 	}
 	if st.bridge != nil {
@@ -250,7 +260,7 @@ func (st *stream) requestData(data []byte, end bool) {
 		return
 	}
 	if err := st.reqInspect.Observe(data); err != nil {
-		sc.creditConn(len(data))
+		st.releaseRequest(len(data))
 		st.abortUpstream(http2.ErrCodeCancel)
 		st.localStatus(codes.ResourceExhausted, "l7lb: request "+err.Error())
 		return
@@ -272,7 +282,7 @@ func (st *stream) requestData(data []byte, end bool) {
 	st.reqMu.Unlock()
 	switch {
 	case a == nil && !retrying:
-		sc.creditConn(len(data)) // the stream already failed locally
+		st.releaseRequest(len(data)) // the stream already failed locally
 	case retrying && !replayable:
 		st.fail(codes.Unavailable, "l7lb: request too large to send again to another target")
 	}
@@ -406,87 +416,136 @@ func (st *stream) appendTrailersLocked(fields []hpack.HeaderField) {
 }
 
 // forwardData sends response bytes within the client's windows; the rest
-// waits in l7lb until the client grants window.
+// waits in l7lb until the client grants window. Either way the target's
+// stream window for them comes back only once they left through the
+// client's socket (stream.Credit), so a client that does not read stops
+// its targets, and nothing else.
 func (st *stream) forwardData(a *attempt, p []byte, end bool, b *frameio.Batch) {
 	sc := st.sc
-	consumed := 0
 	sc.w.Lock()
 	switch {
 	case st.respDone:
-		consumed = len(p)
+		// Dropped: the target connection credited them on arrival.
+		sc.w.Unlock()
+		return
 	case !st.respHeaders:
 		sc.w.Unlock()
 		a.up.Cancel(http2.ErrCodeProtocol)
 		st.fail(codes.Internal, "l7lb: target sent DATA before HEADERS")
-		a.up.Consumed(len(p))
 		return
-	default:
-		if err := st.respInspect.Observe(p); err != nil {
-			sc.w.Unlock()
-			a.up.Cancel(http2.ErrCodeCancel)
-			st.fail(codes.ResourceExhausted, "l7lb: response "+err.Error())
-			a.up.Consumed(len(p))
-			return
-		}
-		if len(st.pending) == 0 {
-			n := int(min(int64(len(p)), st.sendWin, sc.sendWin))
-			if n > 0 || (len(p) == 0 && end) {
-				fin := end && n == len(p)
-				sc.w.AppendData(st.id, p[:n], fin)
-				st.sendWin -= int64(n)
-				sc.sendWin -= int64(n)
-				st.rpc.BytesOut += int64(n)
-				consumed = n
-				p = p[n:]
-				if fin {
-					st.respDone = true
-					sc.finishLocked(st)
-				}
+	}
+	if err := st.respInspect.Observe(p); err != nil {
+		sc.w.Unlock()
+		a.up.Cancel(http2.ErrCodeCancel)
+		st.fail(codes.ResourceExhausted, "l7lb: response "+err.Error())
+		return
+	}
+	st.respRecv += int64(len(p))
+	if len(st.pending) == 0 {
+		n := int(max(0, min(int64(len(p)), st.sendWin, sc.sendWin)))
+		if n > 0 || (len(p) == 0 && end) {
+			fin := end && n == len(p)
+			if !st.appendDataLocked(p[:n], fin) {
+				sc.w.Unlock()
+				return
 			}
-		}
-		if len(p) > 0 || (end && !st.respDone) {
-			st.pending = append(st.pending, p...)
-			st.pendingEnd = end
-			if !st.blocked {
-				st.blocked = true
-				sc.blocked = append(sc.blocked, st)
+			p = p[n:]
+			if fin {
+				st.respDone = true
+				sc.finishLocked(st)
 			}
 		}
 	}
+	if len(p) > 0 || (end && !st.respDone) {
+		st.pending = append(st.pending, p...)
+		st.pendingEnd = end
+		if !st.blocked {
+			st.blocked = true
+			sc.blocked = append(sc.blocked, st)
+			sc.watchStallLocked()
+		}
+	}
+	grant := st.widenLocked()
+	up := st.respUp
 	sc.w.Unlock()
 	b.Kick(sc.w)
-	if consumed > 0 {
-		a.up.Consumed(consumed)
+	if grant > 0 {
+		up.Grant(int(grant))
+	}
+}
+
+// appendDataLocked appends response DATA for the client, charging both
+// send windows; under w's lock. On false the connection is failing.
+func (st *stream) appendDataLocked(p []byte, fin bool) bool {
+	sc := st.sc
+	if !sc.w.AppendData(st.id, p, fin, st) {
+		sc.failWriterLocked()
+		return false
+	}
+	n := int64(len(p))
+	st.sendWin -= n
+	sc.sendWin -= n
+	sc.dataSent += n
+	st.rpc.BytesOut += n
+	return true
+}
+
+// widenLocked grows the target's window for a stream whose response is
+// large (half its window arrived) from the connection's budget; under
+// w's lock. It returns the increment to grant after unlocking.
+func (st *stream) widenLocked() int64 {
+	sc := st.sc
+	if st.respDone || st.respGrant >= respWindowMax || st.respRecv*2 < st.respGrant {
+		return 0
+	}
+	g := min(respWindowMax-st.respGrant, sc.srv.opts.Limits.ConnBuffer-sc.respGranted)
+	if g < upstream.StreamWindowFloor {
+		return 0 // the budget is spent: this stream keeps its floor for now
+	}
+	st.respGrant += g
+	sc.respGranted += g
+	return g
+}
+
+// Credit implements frameio.Creditor: n response bytes left through the
+// client's socket (or were dropped with the connection), so the target
+// may send that many more, a quarter of the stream's window at a time.
+func (st *stream) Credit(n int) {
+	sc := st.sc
+	sc.w.Lock()
+	if st.removed || st.respDone || st.respUp == nil {
+		sc.w.Unlock()
+		return
+	}
+	st.respOwed += int64(n)
+	var g int64
+	if st.respOwed >= st.respGrant/4 {
+		g, st.respOwed = st.respOwed, 0
+	}
+	g += st.widenLocked()
+	up := st.respUp
+	sc.w.Unlock()
+	if g > 0 {
+		up.Grant(int(g))
 	}
 }
 
 // drainLocked sends waiting response data as windows allow; under lock.
-// It returns the window credit owed to targets, which the caller gives
-// back (giveCredits) after releasing the lock: Consumed takes the target
-// connection's lock, never while ours is held.
-func (sc *serverConn) drainLocked(streams []*stream) []credit {
-	var credits []credit
+func (sc *serverConn) drainLocked(streams []*stream) {
 	for _, st := range streams {
 		st.blocked = false
-		if st.respDone || st.bridge != nil {
+		if st.respDone || st.bridge != nil || st.removed {
 			continue
 		}
-		n := int(min(int64(len(st.pending)), st.sendWin, sc.sendWin))
-		if n < 0 {
-			n = 0
-		}
+		n := int(max(0, min(int64(len(st.pending)), st.sendWin, sc.sendWin)))
 		if n > 0 || (len(st.pending) == 0 && (st.pendingEnd || st.pendingTrailers != nil)) {
 			fin := st.pendingEnd && st.pendingTrailers == nil && n == len(st.pending)
 			if n > 0 || fin {
-				sc.w.AppendData(st.id, st.pending[:n], fin)
+				if !st.appendDataLocked(st.pending[:n], fin) {
+					return
+				}
 			}
-			st.sendWin -= int64(n)
-			sc.sendWin -= int64(n)
-			st.rpc.BytesOut += int64(n)
 			st.pending = st.pending[n:]
-			if n > 0 && st.respUp != nil {
-				credits = append(credits, credit{st.respUp, n})
-			}
 			if len(st.pending) == 0 {
 				st.pending = nil
 				switch {
@@ -506,18 +565,43 @@ func (sc *serverConn) drainLocked(streams []*stream) []credit {
 			sc.blocked = append(sc.blocked, st)
 		}
 	}
-	return credits
+	sc.watchStallLocked()
 }
 
-func giveCredits(cs []credit) {
-	for _, c := range cs {
-		c.up.Consumed(c.n)
+// watchStallLocked arms the stall timer while response data waits for a
+// client that grants no window; under w's lock. A client that stops
+// reading altogether is caught by the writer's timeout instead.
+func (sc *serverConn) watchStallLocked() {
+	if len(sc.blocked) == 0 || sc.stallTimer != nil {
+		return
 	}
+	mark := sc.dataSent
+	sc.stallTimer = time.AfterFunc(sc.srv.opts.Limits.WriteStall, func() { sc.checkStall(mark) })
 }
 
-type credit struct {
-	up *upstream.Stream
-	n  int
+// checkStall closes the connection if response data waited all along and
+// none moved since mark; its streams are then reset toward their targets,
+// which frees what they held.
+func (sc *serverConn) checkStall(mark int64) {
+	sc.w.Lock()
+	sc.stallTimer = nil
+	stalled := len(sc.blocked) > 0 && sc.dataSent == mark
+	if !stalled {
+		sc.watchStallLocked()
+		sc.w.Unlock()
+		return
+	}
+	sc.goingAway = true
+	sc.w.AppendGoAway(sc.lastID, http2.ErrCodeEnhanceYourCalm, "no window for waiting response data")
+	sc.w.CloseAfterFlushLocked()
+	sc.w.Unlock()
+	sc.w.Kick()
+	sc.srv.opts.Log.Info("closing a client connection that took no response data", "client", sc.clientAddr, "after", sc.srv.opts.Limits.WriteStall)
+	// The client may not read the GOAWAY either: the writer stops at
+	// once, and closing the socket ends the reader, which settles every
+	// stream (closeAll).
+	sc.w.Close()
+	sc.conn.Close()
 }
 
 // targetReset ends the response after the target reset the stream or its
@@ -553,25 +637,47 @@ func (st *stream) targetReset(a *attempt, code http2.ErrCode, err error) {
 	st.fail(codes.Unavailable, msg)
 }
 
-// sent gives the client window back for request bytes that left l7lb.
+// sent gives the client window back for request bytes that left l7lb
+// (or were dropped on their way): connection window for at most what the
+// stream still holds, stream window while the request side is open.
 func (st *stream) sent(n int) {
 	sc := st.sc
-	sc.creditConn(n)
 	sc.w.Lock()
-	appended := false
-	if !st.reqDone && !st.removed {
-		st.reqOwed += int64(n)
+	n64 := min(int64(n), st.reqHeld)
+	st.reqHeld -= n64
+	kick := sc.creditConnLocked(n64)
+	if !st.reqDone && !st.removed && n64 > 0 {
+		st.reqOwed += n64
 		if st.reqOwed >= streamRecvWindow/4 {
-			sc.w.AppendWindowUpdate(st.id, uint32(st.reqOwed))
-			st.recvWin += st.reqOwed // reader-side view; see onData
-			st.reqOwed = 0
-			appended = true
+			if sc.w.AppendWindowUpdate(st.id, uint32(st.reqOwed)) {
+				st.recvWin += st.reqOwed // reader-side view; see onData
+				st.reqOwed = 0
+				kick = true
+			} else {
+				sc.failWriterLocked()
+			}
 		}
 	}
 	sc.w.Unlock()
-	if appended {
+	if kick {
 		sc.w.Kick()
 	}
+}
+
+// releaseRequest gives back connection window for request bytes l7lb
+// discards (the stream already failed, or will never forward them).
+func (st *stream) releaseRequest(n int) {
+	sc := st.sc
+	sc.w.Lock()
+	st.releaseRequestLocked(n)
+	sc.w.Unlock()
+	sc.w.Kick()
+}
+
+func (st *stream) releaseRequestLocked(n int) {
+	n64 := min(int64(n), st.reqHeld)
+	st.reqHeld -= n64
+	st.sc.creditConnLocked(n64)
 }
 
 // deadline fires when the RPC's grpc-timeout passes.
@@ -627,10 +733,6 @@ func (sc *serverConn) finishLocked(st *stream) {
 	}
 	if st.timer != nil {
 		st.timer.Stop()
-	}
-	if st.target != nil {
-		st.target.InFlight.Add(-1)
-		st.target = nil
 	}
 	st.timer = time.AfterFunc(lingerTime, func() {
 		sc.w.Lock()

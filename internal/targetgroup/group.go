@@ -150,8 +150,8 @@ func (g *Group) SetEndpoints(eps []config.Endpoint) {
 }
 
 func (g *Group) newTargetLocked(addr string, ep config.Endpoint) *Target {
-	t := &Target{Addr: addr, Endpoint: ep, g: g,
-		Conns: upstream.NewConns(addr, g.Config.Protocol == config.ProtocolHTTPS)}
+	t := &Target{Addr: addr, Endpoint: ep, g: g}
+	t.Conns = upstream.NewConns(addr, g.Config.Protocol == config.ProtocolHTTPS, &t.InFlight)
 	ctx, cancel := context.WithCancel(g.ctx)
 	t.stop = cancel
 	if old := g.inherit[addr]; old != nil {

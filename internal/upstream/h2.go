@@ -19,13 +19,33 @@ import (
 	"github.com/l7lb/l7lb/internal/sockio"
 )
 
-// Windows l7lb grants a target for response data. Credit goes back to the
-// target as the data is handed to the client, so at most this much of one
-// response (and of one connection) sits in l7lb.
+// Windows l7lb grants a target for response data.
+//
+// The connection window is credited as soon as DATA arrives, whatever
+// becomes of its stream: one connection carries the streams of many
+// clients, and a client that stops reading must not take the window the
+// others need (nor can a stream that ends leak any of it). What bounds
+// memory is the stream window: a target stream starts with
+// StreamWindowFloor, and the client side grants more (Stream.Grant) from
+// its own connection's budget, then gives back only what has left toward
+// its client.
 const (
-	streamRecvWindow = 1 << 20
-	connRecvWindow   = 16 << 20
+	StreamWindowFloor = 16 << 10
+	connRecvWindow    = 16 << 20
+	maxWindow         = 1<<31 - 1
 )
+
+// StallTimeout is how long a connection may have requests waiting with
+// no connection window before it is given up (see Conn.checkStall). It
+// also bounds one write to the target.
+var StallTimeout = 30 * time.Second
+
+// stalls counts connections given up for that.
+var stalls atomic.Uint64
+
+// Stalls reports how many target connections were closed because the
+// target granted no window for StallTimeout while requests waited.
+func Stalls() uint64 { return stalls.Load() }
 
 // Sink receives what a target sends on one stream. Calls come from the
 // connection's reader goroutine, one at a time, and must not block: a
@@ -35,14 +55,15 @@ type Sink interface {
 	// the Sink appends to are woken through b (the reader's batch).
 	Headers(fields []hpack.HeaderField, end bool, b *frameio.Batch)
 	// Data delivers response bytes; p is only valid during the call. The
-	// Sink calls Stream.Consumed once the bytes are off its hands.
+	// stream's window for them comes back only through Stream.Grant.
 	Data(p []byte, end bool, b *frameio.Batch)
 	// Reset ends the stream abnormally: code is the target's RST_STREAM
 	// code, or err the connection failure. refused is true when the target
 	// certainly did not process the request (a GOAWAY that excluded the
 	// stream, REFUSED_STREAM, or a connection that never came up).
 	Reset(code http2.ErrCode, err error, refused bool)
-	// Sent reports request bytes that left l7lb toward the target, so the
+	// Sent reports request bytes that left l7lb toward the target (or
+	// were dropped because the stream or connection ended), so the
 	// client can be given window for more. It may be called from any
 	// goroutine, never with a connection lock held.
 	Sent(n int)
@@ -53,9 +74,10 @@ type Sink interface {
 // away. A Conns is safe for concurrent use; Open is lock-free on the
 // common path.
 type Conns struct {
-	addr   string
-	secure bool
-	dialer *net.Dialer
+	addr     string
+	secure   bool
+	dialer   *net.Dialer
+	inFlight *atomic.Int64
 
 	cur    atomic.Pointer[Conn]
 	mu     sync.Mutex // slow path: replacing cur
@@ -63,9 +85,15 @@ type Conns struct {
 	closed bool
 }
 
-// NewConns prepares connections to addr (h2c, or h2 over TLS when secure).
-func NewConns(addr string, secure bool) *Conns {
-	return &Conns{addr: addr, secure: secure, dialer: &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}, all: map[*Conn]struct{}{}}
+// NewConns prepares connections to addr (h2c, or h2 over TLS when
+// secure). inFlight, when not nil, counts the streams the target holds:
+// one from the request's HEADERS until the stream ends on both sides or
+// is reset, whichever way that happens.
+func NewConns(addr string, secure bool, inFlight *atomic.Int64) *Conns {
+	if inFlight == nil {
+		inFlight = new(atomic.Int64)
+	}
+	return &Conns{addr: addr, secure: secure, inFlight: inFlight, dialer: &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}, all: map[*Conn]struct{}{}}
 }
 
 // Addr is the target address.
@@ -92,9 +120,9 @@ type HeaderEncoder func(s *Stream, w *frameio.Writer)
 func (cs *Conns) Open(s *Stream, sink Sink, encode HeaderEncoder, end bool, b *frameio.Batch) error {
 	for attempt := 0; attempt < 3; attempt++ {
 		c := cs.cur.Load()
-		if c == nil || !c.usable() {
+		if c == nil {
 			var err error
-			if c, err = cs.replace(c); err != nil {
+			if c, err = cs.replace(); err != nil {
 				return err
 			}
 		}
@@ -107,13 +135,13 @@ func (cs *Conns) Open(s *Stream, sink Sink, encode HeaderEncoder, end bool, b *f
 }
 
 // replace installs a new connection unless another goroutine already did.
-func (cs *Conns) replace(old *Conn) (*Conn, error) {
+func (cs *Conns) replace() (*Conn, error) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if cs.closed {
 		return nil, ErrTargetClosed
 	}
-	if c := cs.cur.Load(); c != old && c != nil && c.usable() {
+	if c := cs.cur.Load(); c != nil {
 		return c, nil
 	}
 	c := newConn(cs)
@@ -122,12 +150,15 @@ func (cs *Conns) replace(old *Conn) (*Conn, error) {
 	return c, nil
 }
 
+// retire takes c out of use for new streams (it is full, out of stream
+// IDs, or going away); it closes once its last stream ends.
 func (cs *Conns) retire(c *Conn) {
 	cs.cur.CompareAndSwap(c, nil)
+	c.drain()
 }
 
 func (cs *Conns) forget(c *Conn) {
-	cs.retire(c)
+	cs.cur.CompareAndSwap(c, nil)
 	cs.mu.Lock()
 	delete(cs.all, c)
 	cs.mu.Unlock()
@@ -164,15 +195,7 @@ func (cs *Conns) Abort() {
 }
 
 // Active is the number of streams in flight to this target.
-func (cs *Conns) Active() int {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	n := 0
-	for c := range cs.all {
-		n += int(c.active.Load())
-	}
-	return n
-}
+func (cs *Conns) Active() int { return int(cs.inFlight.Load()) }
 
 func (cs *Conns) dial() (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
@@ -197,11 +220,14 @@ func (cs *Conns) dial() (net.Conn, error) {
 }
 
 // Conn is one HTTP/2 connection to a target.
+//
+// Every field marked "under w's lock" changes in step with the frames the
+// connection writes, so it shares the Writer's mutex (see frameio for the
+// lock order). A stream ends in exactly one place, endLocked, whichever
+// side or failure ends it.
 type Conn struct {
 	cs *Conns
 	w  *frameio.Writer
-
-	active atomic.Int32
 
 	// Under w's lock:
 	nextID      uint32
@@ -209,12 +235,17 @@ type Conn struct {
 	sendWin     int64 // connection-level window for request data
 	initSendWin int64 // the target's SETTINGS_INITIAL_WINDOW_SIZE
 	maxStreams  uint32
-	blocked     []*Stream
-	goingAway   bool // GOAWAY received or draining: no new streams
+	blocked     []*Stream // streams with request data waiting for window
+	goingAway   bool      // GOAWAY received or retired: no new streams
 	dead        bool
+	windowGrows int64       // connection WINDOW_UPDATEs received (stall check)
+	stallTimer  *time.Timer // armed while streams wait for connection window
 
-	recvOwed atomic.Int64 // connection-level credit not yet returned
-	recvUsed int64        // placeholder, maintained by the flow refactor
+	// recvWin is what the target may still send on the connection and
+	// recvOwed what l7lb took off it and has not credited back yet; they
+	// always add up to connRecvWindow (checked by tests through Flow).
+	recvWin  atomic.Int64
+	recvOwed atomic.Int64
 
 	// reader goroutine
 	rbuf  *bufio.Reader
@@ -223,15 +254,16 @@ type Conn struct {
 
 func newConn(cs *Conns) *Conn {
 	c := &Conn{cs: cs, nextID: 1, streams: map[uint32]*Stream{}, sendWin: 65535, initSendWin: 65535, maxStreams: 1 << 31}
+	c.recvWin.Store(connRecvWindow)
 	c.w = frameio.NewWriter(nil)
-	c.w.WriteTimeout = 30 * time.Second
-	c.w.OnError = func(err error) { c.fail(err, false) }
+	c.w.WriteTimeout = StallTimeout
+	c.w.OnError = func(err error) { c.fail(fmt.Errorf("write to target %s: %w", cs.addr, err), false) }
 	// The preface and settings go first, before any stream's frames.
 	c.w.Lock()
 	c.w.AppendRaw([]byte(http2.ClientPreface))
 	c.w.AppendSettings(
 		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
-		http2.Setting{ID: http2.SettingInitialWindowSize, Val: streamRecvWindow},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: StreamWindowFloor},
 		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: 1 << 20},
 	)
 	c.w.AppendWindowUpdate(0, connRecvWindow-65535)
@@ -249,24 +281,18 @@ func newConn(cs *Conns) *Conn {
 	return c
 }
 
-func (c *Conn) usable() bool {
-	c.w.Lock()
-	defer c.w.Unlock()
-	return !c.goingAway && !c.dead && uint32(len(c.streams)) < c.maxStreams && c.nextID < 1<<30
-}
-
 // open registers and starts a stream; false if the connection cannot take
 // it.
 func (c *Conn) open(s *Stream, sink Sink, encode HeaderEncoder, end bool, b *frameio.Batch) bool {
 	c.w.Lock()
-	if c.goingAway || c.dead || uint32(len(c.streams)) >= c.maxStreams || c.nextID >= 1<<30 {
+	if c.goingAway || c.dead || c.w.Closed() || uint32(len(c.streams)) >= c.maxStreams || c.nextID >= 1<<30 {
 		c.w.Unlock()
 		return false
 	}
-	s.c, s.id, s.sink, s.sendWin, s.endSent = c, c.nextID, sink, c.initSendWin, end
+	*s = Stream{c: c, id: c.nextID, sink: sink, sendWin: c.initSendWin, endSent: end, recvWin: StreamWindowFloor}
 	c.nextID += 2
 	c.streams[s.id] = s
-	c.active.Add(1)
+	c.cs.inFlight.Add(1)
 	encode(s, c.w)
 	c.w.AppendHeaders(s.id, end)
 	c.w.Unlock()
@@ -274,16 +300,47 @@ func (c *Conn) open(s *Stream, sink Sink, encode HeaderEncoder, end bool, b *fra
 	return true
 }
 
+// endLocked is where every stream ends: it leaves the map, its waiting
+// request bytes are dropped and reported to the sink as gone (so the
+// client gets their window back), and the target's in-flight count drops.
+// The caller holds w's lock and calls the returned function after
+// releasing it (nil when there is nothing to do).
+func (c *Conn) endLocked(s *Stream) (after func()) {
+	if s.done {
+		return nil
+	}
+	s.done = true
+	delete(c.streams, s.id)
+	c.cs.inFlight.Add(-1)
+	dropped := len(s.pending)
+	s.pending, s.pendingEnd = nil, false
+	// A blocked stream stays in c.blocked until the next flush skips it.
+	idle := c.goingAway && len(c.streams) == 0 && !c.dead
+	if dropped == 0 && !idle {
+		return nil
+	}
+	return func() {
+		if dropped > 0 {
+			s.sink.Sent(dropped)
+		}
+		if idle {
+			c.closeIfDrained()
+		}
+	}
+}
+
+func run(f func()) {
+	if f != nil {
+		f()
+	}
+}
+
 // drain stops new streams and closes the connection once idle.
 func (c *Conn) drain() {
 	c.w.Lock()
 	c.goingAway = true
-	idle := len(c.streams) == 0
 	c.w.Unlock()
-	if idle {
-		c.w.Close()
-		c.cs.forget(c)
-	}
+	c.closeIfDrained()
 }
 
 // fail ends every stream on the connection.
@@ -295,15 +352,24 @@ func (c *Conn) fail(err error, refused bool) {
 	}
 	c.dead = true
 	streams := make([]*Stream, 0, len(c.streams))
-	for id, s := range c.streams {
+	var afters []func()
+	for _, s := range c.streams {
 		streams = append(streams, s)
-		delete(c.streams, id)
+		if f := c.endLocked(s); f != nil {
+			afters = append(afters, f)
+		}
+	}
+	c.blocked = nil
+	if c.stallTimer != nil {
+		c.stallTimer.Stop()
 	}
 	c.w.Unlock()
 	c.w.Close()
 	c.cs.forget(c)
+	for _, f := range afters {
+		f()
+	}
 	for _, s := range streams {
-		c.active.Add(-1)
 		s.sink.Reset(0, err, refused)
 	}
 }
@@ -324,13 +390,16 @@ func (c *Conn) read(nc net.Conn) {
 			case frameio.HeaderBlock:
 				err = c.headerBlock(frames.Headers)
 			case frameio.WindowUpdateFrame:
-				c.windowUpdate(frames.Window)
+				err = c.windowUpdate(frames.Window)
 			case frameio.PingFrame:
 				if !frames.Ping.Ack {
 					c.w.Lock()
-					c.w.AppendPing(true, frames.Ping.Data)
+					ok := c.w.AppendPing(true, frames.Ping.Data)
 					c.w.Unlock()
 					c.batch.Kick(c.w)
+					if !ok {
+						err = fmt.Errorf("target %s sent more PINGs than it reads answers to", c.cs.addr)
+					}
 				}
 			case frameio.OtherFrame:
 				err = c.handle(f)
@@ -361,63 +430,74 @@ func (c *Conn) headerBlock(hr *frameio.HeaderReader) error {
 }
 
 // windowUpdate adds a WINDOW_UPDATE's credit and sends what it unblocks.
-func (c *Conn) windowUpdate(f frameio.WindowUpdate) {
+func (c *Conn) windowUpdate(f frameio.WindowUpdate) error {
 	c.w.Lock()
-	var sent []sentReport
+	var sent []func()
 	if f.StreamID == 0 {
 		c.sendWin += int64(f.Increment)
-		unblocked := c.blocked
-		c.blocked = nil
-		sent = c.flushBlocked(unblocked)
+		if c.sendWin > maxWindow {
+			c.w.Unlock()
+			return fmt.Errorf("target %s overflowed the connection window (RFC 9113 §6.9.1)", c.cs.addr)
+		}
+		c.windowGrows++
+		sent = c.flushBlockedLocked()
 	} else if s := c.streams[f.StreamID]; s != nil {
 		s.sendWin += int64(f.Increment)
+		if s.sendWin > maxWindow {
+			after := c.resetLocked(s, http2.ErrCodeFlowControl)
+			c.w.Unlock()
+			c.batch.Kick(c.w)
+			run(after)
+			s.sink.Reset(http2.ErrCodeFlowControl, fmt.Errorf("target %s overflowed a stream window", c.cs.addr), false)
+			return nil
+		}
 		if len(s.pending) > 0 || s.pendingEnd {
-			sent = c.flushBlocked([]*Stream{s})
+			sent = c.flushBlockedLocked()
 		}
 	}
 	c.w.Unlock()
-	if len(sent) > 0 {
-		c.batch.Kick(c.w)
+	c.batch.Kick(c.w)
+	runAll(sent)
+	return nil
+}
+
+// resetLocked sends RST_STREAM for s and ends it; under w's lock.
+func (c *Conn) resetLocked(s *Stream, code http2.ErrCode) (after func()) {
+	if s.done {
+		return nil
 	}
-	reportSent(sent)
+	if !c.w.AppendRST(s.id, code) && !c.w.Closed() {
+		// The target let too many control frames pile up unread.
+		c.w.CloseAfterFlushLocked()
+	}
+	return c.endLocked(s)
 }
 
 func (c *Conn) handle(f http2.Frame) error {
 	switch f := f.(type) {
 	case *http2.DataFrame:
-		data := f.Data()
-		if pad := int(f.Length) - len(data); pad > 0 {
-			c.credit(pad)
-		}
-		s := c.stream(f.StreamID)
-		if s == nil {
-			c.credit(len(data))
-			return nil
-		}
-		end := f.StreamEnded()
-		s.sink.Data(data, end, c.batch)
-		if end {
-			c.endRecv(s)
-		}
+		return c.data(f)
 	case *http2.RSTStreamFrame:
 		c.w.Lock()
 		s := c.streams[f.StreamID]
+		var after func()
 		if s != nil {
-			delete(c.streams, f.StreamID)
-			s.done = true
+			after = c.endLocked(s)
 		}
 		c.w.Unlock()
 		if s != nil {
-			c.active.Add(-1)
+			run(after)
 			s.sink.Reset(f.ErrCode, nil, f.ErrCode == http2.ErrCodeRefusedStream)
-			c.closeIfDrained()
 		}
 	case *http2.SettingsFrame:
 		if f.IsAck() {
 			return nil
 		}
+		if err := f.ForeachSetting(func(st http2.Setting) error { return st.Valid() }); err != nil {
+			return fmt.Errorf("target %s sent invalid SETTINGS: %w", c.cs.addr, err)
+		}
 		c.w.Lock()
-		var unblocked []*Stream
+		var err error
 		f.ForeachSetting(func(st http2.Setting) error {
 			switch st.ID {
 			case http2.SettingInitialWindowSize:
@@ -425,9 +505,10 @@ func (c *Conn) handle(f http2.Frame) error {
 				c.initSendWin = int64(st.Val)
 				for _, s := range c.streams {
 					s.sendWin += delta
+					if s.sendWin > maxWindow {
+						err = fmt.Errorf("target %s: SETTINGS_INITIAL_WINDOW_SIZE overflowed a stream window", c.cs.addr)
+					}
 				}
-				unblocked = c.blocked
-				c.blocked = nil
 			case http2.SettingMaxFrameSize:
 				c.w.MaxFrame = int(st.Val)
 			case http2.SettingMaxConcurrentStreams:
@@ -437,30 +518,77 @@ func (c *Conn) handle(f http2.Frame) error {
 			}
 			return nil
 		})
-		c.w.AppendSettingsAck()
-		sent := c.flushBlocked(unblocked)
+		if err != nil {
+			c.w.Unlock()
+			return err
+		}
+		if !c.w.AppendSettingsAck() {
+			c.w.Unlock()
+			return fmt.Errorf("target %s sent more SETTINGS than it reads answers to", c.cs.addr)
+		}
+		sent := c.flushBlockedLocked()
 		c.w.Unlock()
 		c.batch.Kick(c.w)
-		reportSent(sent)
+		runAll(sent)
 	case *http2.GoAwayFrame:
 		// Streams above LastStreamID were never processed: refused.
 		c.w.Lock()
 		c.goingAway = true
 		var refused []*Stream
+		var afters []func()
 		for id, s := range c.streams {
 			if id > f.LastStreamID {
 				refused = append(refused, s)
-				delete(c.streams, id)
-				s.done = true
+				if a := c.endLocked(s); a != nil {
+					afters = append(afters, a)
+				}
 			}
 		}
 		c.w.Unlock()
 		c.cs.retire(c)
+		for _, a := range afters {
+			a()
+		}
 		for _, s := range refused {
-			c.active.Add(-1)
 			s.sink.Reset(http2.ErrCodeRefusedStream, fmt.Errorf("target %s is going away (GOAWAY %v)", c.cs.addr, f.ErrCode), true)
 		}
-		c.closeIfDrained()
+	}
+	return nil
+}
+
+// data takes response DATA. The connection window is credited at once
+// (see connRecvWindow); the stream's window must cover the frame.
+func (c *Conn) data(f *http2.DataFrame) error {
+	length := int64(f.Length)
+	if c.recvWin.Add(-length) < 0 {
+		return fmt.Errorf("target %s sent more than the connection window (RFC 9113 §6.9)", c.cs.addr)
+	}
+	c.credit(length)
+	c.w.Lock()
+	s := c.streams[f.StreamID]
+	over := false
+	if s != nil {
+		s.recvWin -= length
+		over = s.recvWin < 0
+	}
+	var after func()
+	if over {
+		after = c.resetLocked(s, http2.ErrCodeFlowControl)
+	}
+	c.w.Unlock()
+	if s == nil {
+		return nil // a stream l7lb ended: its bytes were credited above
+	}
+	if over {
+		c.batch.Kick(c.w)
+		run(after)
+		s.sink.Reset(http2.ErrCodeFlowControl, fmt.Errorf("target %s sent more than the stream window", c.cs.addr), false)
+		return nil
+	}
+	end := f.StreamEnded()
+	s.sink.Data(f.Data(), end, c.batch)
+	if end {
+		c.endRecv(s)
 	}
 	return nil
 }
@@ -476,34 +604,30 @@ func (c *Conn) stream(id uint32) *Stream {
 func (c *Conn) endRecv(s *Stream) {
 	c.w.Lock()
 	s.recvEnded = true
-	finished := s.endSent && len(s.pending) == 0
-	reset := false
-	if !finished && !s.done {
+	var after func()
+	switch {
+	case s.done:
+	case s.endSent && len(s.pending) == 0:
+		after = c.endLocked(s)
+	default:
 		// The target answered before the whole request was sent (an early
 		// error): stop the upload.
-		s.pending = nil
-		s.pendingEnd = false
-		c.w.AppendRST(s.id, http2.ErrCodeCancel)
-		finished, reset = true, true
+		after = c.resetLocked(s, http2.ErrCodeCancel)
 	}
-	if finished && !s.done {
-		s.done = true
-		delete(c.streams, s.id)
-		c.active.Add(-1)
-	}
-	drained := c.goingAway && len(c.streams) == 0 && !c.dead
 	c.w.Unlock()
-	if reset {
-		c.batch.Kick(c.w)
-	}
-	if drained {
-		c.closeIfDrained()
-	}
+	c.batch.Kick(c.w)
+	run(after)
 }
 
 func (c *Conn) closeIfDrained() {
 	c.w.Lock()
 	idle := c.goingAway && len(c.streams) == 0 && !c.dead
+	if idle {
+		c.dead = true
+		if c.stallTimer != nil {
+			c.stallTimer.Stop()
+		}
+	}
 	c.w.Unlock()
 	if idle {
 		c.w.CloseAfterFlush()
@@ -511,48 +635,81 @@ func (c *Conn) closeIfDrained() {
 	}
 }
 
-// credit returns n bytes of connection-level window to the target.
-func (c *Conn) credit(n int) {
+// credit returns n bytes of connection-level window to the target, a
+// quarter of the window at a time.
+func (c *Conn) credit(n int64) {
 	if n <= 0 {
 		return
 	}
-	if owed := c.recvOwed.Add(int64(n)); owed >= connRecvWindow/4 {
-		c.recvOwed.Add(-owed)
+	if owed := c.recvOwed.Add(n); owed >= connRecvWindow/4 {
 		c.w.Lock()
-		c.w.AppendWindowUpdate(0, uint32(owed))
+		// Re-read under the lock: owed only grows outside it.
+		owed = c.recvOwed.Load()
+		if c.w.AppendWindowUpdate(0, uint32(owed)) {
+			c.recvOwed.Add(-owed)
+			c.recvWin.Add(owed)
+		} else if !c.w.Closed() {
+			c.w.CloseAfterFlushLocked()
+		}
 		c.w.Unlock()
-		c.w.Kick()
+		c.batch.Kick(c.w)
 	}
 }
 
-type sentReport struct {
-	s *Stream
-	n int
-}
-
-func reportSent(rs []sentReport) {
-	for _, r := range rs {
-		r.s.sink.Sent(r.n)
+func runAll(fs []func()) {
+	for _, f := range fs {
+		f()
 	}
 }
 
-// flushBlocked sends what the windows allow of each stream's pending
-// request data; under w's lock.
-func (c *Conn) flushBlocked(streams []*Stream) []sentReport {
-	var out []sentReport
-	for _, s := range streams {
-		if s.done {
+// flushBlockedLocked sends what the windows allow of each blocked stream's
+// waiting request data; under w's lock. Bytes it appends are reported to
+// the sink when written (Stream.Credit). It returns what the caller runs
+// after unlocking for streams that thereby ended.
+func (c *Conn) flushBlockedLocked() (afters []func()) {
+	blocked := c.blocked
+	c.blocked = nil
+	for _, s := range blocked {
+		if s.done || (len(s.pending) == 0 && !s.pendingEnd) {
 			continue
 		}
-		n := s.sendPending()
-		if n > 0 {
-			out = append(out, sentReport{s, n})
-		}
-		if len(s.pending) > 0 {
+		s.sendPendingLocked()
+		if len(s.pending) > 0 || s.pendingEnd {
 			c.blocked = append(c.blocked, s)
+		} else if f := s.finishedLocked(); f != nil {
+			afters = append(afters, f)
 		}
 	}
-	return out
+	c.watchStallLocked()
+	return afters
+}
+
+// watchStallLocked arms the stall timer while streams wait with the
+// connection window at zero; under w's lock.
+func (c *Conn) watchStallLocked() {
+	if len(c.blocked) == 0 || c.sendWin > 0 || c.dead {
+		return
+	}
+	mark := c.windowGrows
+	if c.stallTimer == nil {
+		c.stallTimer = time.AfterFunc(StallTimeout, func() { c.checkStall(mark) })
+		return
+	}
+	c.stallTimer.Stop()
+	c.stallTimer = time.AfterFunc(StallTimeout, func() { c.checkStall(mark) })
+}
+
+// checkStall gives the connection up if the target granted no window
+// since mark while requests waited: a freeze is never silent. Its streams
+// fail with UNAVAILABLE (or are retried where that is safe).
+func (c *Conn) checkStall(mark int64) {
+	c.w.Lock()
+	stalled := !c.dead && len(c.blocked) > 0 && c.sendWin <= 0 && c.windowGrows == mark
+	c.w.Unlock()
+	if stalled {
+		stalls.Add(1)
+		c.fail(fmt.Errorf("target %s granted no flow-control window for %v while requests waited", c.cs.addr, StallTimeout), false)
+	}
 }
 
 // Stream is the target side of one forwarded request.
@@ -563,13 +720,12 @@ type Stream struct {
 
 	// Under c.w's lock:
 	sendWin    int64
+	recvWin    int64  // what the target may still send on the stream
 	pending    []byte // request data waiting for window
 	pendingEnd bool
 	endSent    bool
 	recvEnded  bool
 	done       bool
-
-	recvOwed atomic.Int64
 }
 
 // ID is the stream's identifier on its connection.
@@ -578,15 +734,22 @@ func (s *Stream) ID() uint32 { return s.id }
 // Target is the address the stream went to.
 func (s *Stream) Target() string { return s.c.cs.addr }
 
-// sendPending writes pending data within the windows; under the lock.
-func (s *Stream) sendPending() int {
+// Credit implements frameio.Creditor: request bytes the writer no longer
+// holds are reported to the sink.
+func (s *Stream) Credit(n int) { s.sink.Sent(n) }
+
+// sendPendingLocked writes pending data within the windows; under the
+// lock.
+func (s *Stream) sendPendingLocked() {
 	c := s.c
-	n := int(min(int64(len(s.pending)), s.sendWin, c.sendWin))
-	if n <= 0 && !(len(s.pending) == 0 && s.pendingEnd) {
-		return 0
+	n := int(max(0, min(int64(len(s.pending)), s.sendWin, c.sendWin)))
+	if n == 0 && !(len(s.pending) == 0 && s.pendingEnd) {
+		return
 	}
 	end := s.pendingEnd && n == len(s.pending)
-	c.w.AppendData(s.id, s.pending[:n], end)
+	if !c.w.AppendData(s.id, s.pending[:n], end, s) {
+		return // the connection is closing; fail ends the stream
+	}
 	s.sendWin -= int64(n)
 	c.sendWin -= int64(n)
 	s.pending = s.pending[n:]
@@ -596,43 +759,42 @@ func (s *Stream) sendPending() int {
 	if end {
 		s.endSent = true
 		s.pendingEnd = false
-		s.finishIfDone()
 	}
-	return n
 }
 
-// finishIfDone removes a stream whose both directions ended; under lock.
-func (s *Stream) finishIfDone() {
-	if s.endSent && s.recvEnded && !s.done {
-		s.done = true
-		delete(s.c.streams, s.id)
-		s.c.active.Add(-1)
+// finishedLocked ends a stream whose both directions ended; under lock.
+func (s *Stream) finishedLocked() (after func()) {
+	if s.endSent && s.recvEnded && len(s.pending) == 0 {
+		return s.c.endLocked(s)
 	}
+	return nil
 }
 
 // Data sends request bytes (copied); end closes the request side. Bytes
 // the windows do not allow yet wait in l7lb and go out as the target
-// grants window; Sink.Sent reports each part that left.
+// grants window; Sink.Sent reports each part once it left through the
+// socket, or was dropped because the stream or connection ended.
 func (s *Stream) Data(p []byte, end bool, b *frameio.Batch) {
 	c := s.c
 	c.w.Lock()
-	if s.done || s.endSent {
+	if s.done || s.endSent || s.pendingEnd {
 		c.w.Unlock()
+		if len(p) > 0 {
+			s.sink.Sent(len(p)) // nothing will send them
+		}
 		return
 	}
-	sent := 0
 	if len(s.pending) == 0 {
-		n := int(min(int64(len(p)), s.sendWin, c.sendWin))
+		n := int(max(0, min(int64(len(p)), s.sendWin, c.sendWin)))
 		if n > 0 || (len(p) == 0 && end) {
 			fin := end && n == len(p)
-			c.w.AppendData(s.id, p[:n], fin)
-			s.sendWin -= int64(n)
-			c.sendWin -= int64(n)
-			sent = n
-			p = p[n:]
-			if fin {
-				s.endSent = true
-				s.finishIfDone()
+			if c.w.AppendData(s.id, p[:n], fin, s) {
+				s.sendWin -= int64(n)
+				c.sendWin -= int64(n)
+				p = p[n:]
+				if fin {
+					s.endSent = true
+				}
 			}
 		}
 	}
@@ -642,27 +804,35 @@ func (s *Stream) Data(p []byte, end bool, b *frameio.Batch) {
 		s.pendingEnd = end
 		if !wasBlocked {
 			c.blocked = append(c.blocked, s)
+			c.watchStallLocked()
 		}
 	}
+	after := s.finishedLocked()
 	c.w.Unlock()
 	b.Kick(c.w)
-	if sent > 0 {
-		s.sink.Sent(sent)
-	}
+	run(after)
 }
 
-// Trailers sends request trailers, ending the request side.
+// Trailers sends request trailers, ending the request side. Trailers
+// after data still waiting for window would overtake it, so l7lb resets
+// the stream instead (gRPC clients send no request trailers).
 func (s *Stream) Trailers(encode HeaderEncoder) {
 	c := s.c
 	c.w.Lock()
-	if !s.done && !s.endSent && len(s.pending) == 0 {
+	var after func()
+	switch {
+	case s.done || s.endSent:
+	case len(s.pending) > 0 || s.pendingEnd:
+		after = c.resetLocked(s, http2.ErrCodeInternal)
+	default:
 		encode(s, c.w)
 		c.w.AppendHeaders(s.id, true)
 		s.endSent = true
-		s.finishIfDone()
+		after = s.finishedLocked()
 	}
 	c.w.Unlock()
 	c.w.Kick()
+	run(after)
 }
 
 // Cancel resets the stream toward the target (the client reset it, or
@@ -670,37 +840,33 @@ func (s *Stream) Trailers(encode HeaderEncoder) {
 func (s *Stream) Cancel(code http2.ErrCode) {
 	c := s.c
 	c.w.Lock()
-	if s.done {
-		c.w.Unlock()
-		return
-	}
-	s.done = true
-	s.pending = nil
-	delete(c.streams, s.id)
-	c.w.AppendRST(s.id, code)
+	after := c.resetLocked(s, code)
 	c.w.Unlock()
-	c.active.Add(-1)
 	c.w.Kick()
-	c.closeIfDrained()
+	run(after)
 }
 
-// Consumed returns window to the target for n response bytes that the
-// client side took.
-func (s *Stream) Consumed(n int) {
+// Grant lets the target send n more response bytes on the stream: the
+// client side calls it as bytes leave toward the client, and to widen the
+// window beyond StreamWindowFloor. It does nothing once the response
+// ended.
+func (s *Stream) Grant(n int) {
 	if n <= 0 {
 		return
 	}
 	c := s.c
-	c.credit(n)
-	if owed := s.recvOwed.Add(int64(n)); owed >= streamRecvWindow/4 {
-		s.recvOwed.Add(-owed)
-		c.w.Lock()
-		if !s.recvEnded && !s.done {
-			c.w.AppendWindowUpdate(s.id, uint32(owed))
+	c.w.Lock()
+	ok := true
+	if !s.recvEnded && !s.done && s.recvWin+int64(n) <= maxWindow {
+		if ok = c.w.AppendWindowUpdate(s.id, uint32(n)); ok {
+			s.recvWin += int64(n)
 		}
-		c.w.Unlock()
-		c.w.Kick()
 	}
+	if !ok && !c.w.Closed() {
+		c.w.CloseAfterFlushLocked()
+	}
+	c.w.Unlock()
+	c.w.Kick()
 }
 
 // ConnFlow is one target connection's flow-control state right now, for
@@ -734,7 +900,7 @@ func (cs *Conns) Flow() []ConnFlow {
 		c.w.Lock()
 		f := ConnFlow{
 			Target: cs.addr, Streams: len(c.streams), SendWindow: c.sendWin,
-			RecvWindow: connRecvWindow - c.recvUsed + c.recvOwed.Load(), RecvWindowInitial: connRecvWindow,
+			RecvWindow: c.recvWin.Load() + c.recvOwed.Load(), RecvWindowInitial: connRecvWindow,
 			Queued: c.w.Buffered(),
 			Usable: !c.goingAway && !c.dead,
 		}
