@@ -113,10 +113,33 @@ func TestSampling(t *testing.T) {
 }
 
 // blockingWriter holds every write until released: the writer goroutine
-// is stuck, so RPCDone must drop instead of blocking.
-type blockingWriter struct{ release chan struct{} }
+// is stuck, so RPCDone must drop instead of blocking. entered is closed
+// when the first write starts.
+type blockingWriter struct {
+	release chan struct{}
+	entered chan struct{}
+	once    sync.Once
+}
 
-func (b *blockingWriter) Write(p []byte) (int, error) { <-b.release; return len(p), nil }
+func newBlockingWriter() *blockingWriter {
+	return &blockingWriter{release: make(chan struct{}), entered: make(chan struct{})}
+}
+
+func (b *blockingWriter) Write(p []byte) (int, error) {
+	b.once.Do(func() { close(b.entered) })
+	<-b.release
+	return len(p), nil
+}
+
+// waitEntered waits until the logger's goroutine is stuck in a write.
+func (b *blockingWriter) waitEntered(t *testing.T) {
+	t.Helper()
+	select {
+	case <-b.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the logger never wrote its first line")
+	}
+}
 
 type counter struct {
 	mu             sync.Mutex
@@ -127,9 +150,13 @@ func (c *counter) AccessLogLine()    { c.mu.Lock(); c.lines++; c.mu.Unlock() }
 func (c *counter) AccessLogDropped() { c.mu.Lock(); c.dropped++; c.mu.Unlock() }
 
 func TestDropsWhenFull(t *testing.T) {
-	w := &blockingWriter{release: make(chan struct{})}
+	w := newBlockingWriter()
 	c := &counter{}
 	l := New(w, Options{Buffer: 4, Counter: c})
+	// Once the writer is stuck on a first line, the buffer takes 4 more
+	// and the other 96 must be dropped.
+	l.RPCDone(sample())
+	w.waitEntered(t)
 	done := make(chan struct{})
 	go func() {
 		for i := 0; i < 100; i++ {
@@ -142,26 +169,26 @@ func TestDropsWhenFull(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("RPCDone blocked on a stuck writer")
 	}
-	if l.Dropped() < 90 {
-		t.Errorf("dropped %d of 100 with a buffer of 4", l.Dropped())
+	if l.Dropped() != 96 {
+		t.Errorf("dropped %d of 100 with a buffer of 4 and the writer stuck, want 96", l.Dropped())
 	}
 	close(w.release)
 	l.Close()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.lines+c.dropped != 100 {
-		t.Errorf("%d written + %d dropped, want 100", c.lines, c.dropped)
+	if c.lines != 5 || c.dropped != 96 {
+		t.Errorf("%d written + %d dropped, want 5 + 96", c.lines, c.dropped)
 	}
 }
 
 func TestRPCDoneDoesNotAllocate(t *testing.T) {
 	// The writer is held on its first line, so only RPCDone runs while
 	// allocations are counted.
-	w := &blockingWriter{release: make(chan struct{})}
+	w := newBlockingWriter()
 	l := New(w, Options{Buffer: 5000})
 	r := sample()
 	l.RPCDone(r)
-	time.Sleep(50 * time.Millisecond)
+	w.waitEntered(t)
 	n := testing.AllocsPerRun(1000, func() { l.RPCDone(r) })
 	close(w.release)
 	l.Close()

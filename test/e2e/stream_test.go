@@ -152,19 +152,29 @@ func TestStreamingTransparency(t *testing.T) {
 	})
 
 	t.Run("client cancel resets the backend stream", func(t *testing.T) {
-		before := cancelled(e)
+		before := cancelled(e, echo.ServerStreamMethod)
+		calls := echoCalls(e)
 		ctx, cancel := context.WithCancel(echo.WithHold(context.Background(), 10*time.Second))
+		defer cancel()
 		s, err := cli.OpenServerStream(ctx, []byte("x"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(200 * time.Millisecond) // let the call reach the backend
+		// Cancel once the call is in the backend's handler, where it is
+		// held 10 s: the cancel then has a running call to reach.
+		deadline := time.Now().Add(3 * time.Second)
+		for echoCalls(e) == calls {
+			if time.Now().After(deadline) {
+				t.Fatal("the call never reached the backend")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 		cancel()
 		if _, err := s.Recv(); status.Code(err) != codes.Canceled {
 			t.Fatalf("Recv after cancel: %v", err)
 		}
-		deadline := time.Now().Add(3 * time.Second)
-		for cancelled(e) == before {
+		deadline = time.Now().Add(3 * time.Second)
+		for cancelled(e, echo.ServerStreamMethod) == before {
 			if time.Now().After(deadline) {
 				t.Fatal("the backend never saw the cancellation")
 			}
@@ -173,10 +183,25 @@ func TestStreamingTransparency(t *testing.T) {
 	})
 }
 
-func cancelled(e *env) int64 {
+// echoCalls is the number of Echo RPCs that reached a backend handler.
+func echoCalls(e *env) int64 {
 	var n int64
 	for _, r := range e.cluster.Replicas() {
-		n += r.Echo().Cancelled()
+		n += r.Echo().Calls()
+	}
+	return n
+}
+
+// cancelled is the number of RPCs of method the backends saw cancelled
+// (the earlier subtests' cancels, counted late, are of other methods).
+func cancelled(e *env, method string) int {
+	n := 0
+	for _, r := range e.cluster.Replicas() {
+		for _, m := range r.Echo().CancelledMethods() {
+			if m == method {
+				n++
+			}
+		}
 	}
 	return n
 }

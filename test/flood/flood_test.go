@@ -1,14 +1,15 @@
-// Package flood checks, black-box, that l7lb's HTTP/2 listener keeps the
-// protections Go's own HTTP/2 server is meant to have against abusive
-// clients: each flood below comes from a raw x/net http2.Framer client over
-// TLS (ALPN h2) and must get that connection closed with a GOAWAY carrying
-// the required error code within a bounded time, while a well-behaved gRPC
-// client on another connection keeps being served throughout with zero
-// failed RPCs.
+// Package flood checks, black-box, that l7lb's HTTP/2 listener protects
+// itself against abusive clients: each flood below comes from a raw x/net
+// http2.Framer client over TLS (ALPN h2) and must get that connection
+// closed with a GOAWAY carrying the required error code within a bounded
+// time, while a well-behaved gRPC client on another connection keeps being
+// served throughout with zero failed RPCs.
 //
 // The tests only talk to a running listener, so they hold for whatever
-// HTTP/2 engine internal/listener hands connections to. The required
-// behaviour of each case is its want column (see the want* variables).
+// HTTP/2 engine internal/listener hands connections to: today that is
+// internal/h2proxy, l7lb's own frame-level engine. The required behaviour
+// of each case is its want column (see the want* variables, whose comments
+// also say how h2proxy meets it).
 package flood
 
 import (
@@ -56,40 +57,60 @@ func (e expectation) String() string {
 // The required behaviour of each case. They are variables so that the
 // requirement is stated once, by name, where it can be read and decided on.
 //
-// With today's engine (x/net's http2.Server behind internal/listener) the
-// cases marked "FAILS TODAY" do not meet it; see the test's log for the
-// frames l7lb sent. They are kept failing on purpose: the new engine is to
-// be built to pass them.
+// Each comment also says what h2proxy does. Its flood limits count frames
+// per connection in one-second windows and allow 1,000 a window
+// (floodLimitPerSecond); a limit passed ends the connection with
+// GOAWAY(ENHANCE_YOUR_CALM), saying which in its debug data, then closes
+// it. The test's log shows every frame l7lb sent.
 var (
 	// wantRapidReset: HEADERS then RST_STREAM, over and over
-	// (CVE-2023-44487). FAILS TODAY: x/net only hangs up (with
-	// ENHANCE_YOUR_CALM) when more than 4×MaxConcurrentStreams handlers
-	// are queued waiting to start; reset streams end at once, so 20,000
-	// resets never get there and l7lb sends no frame at all, the
-	// connection stays open (no stream reached a backend, though).
+	// (CVE-2023-44487). h2proxy opens each stream on a target at once
+	// and passes the client's reset on to it (RST_STREAM CANCEL); the
+	// client's 1,001st reset of an open stream within a second ends the
+	// connection with GOAWAY(ENHANCE_YOUR_CALM, "too many streams reset")
+	// and cancels the streams still open. The requests carry no message,
+	// so no backend Echo handler runs for them (a unary handler starts
+	// once its message has arrived); the log counts the backends' calls.
 	wantRapidReset = expectation{goAway: []http2.ErrCode{http2.ErrCodeEnhanceYourCalm}}
 	// wantContinuationFlood: an endless header block (CVE-2023-45288).
-	// x/net answers PROTOCOL_ERROR once the header list limit is passed.
+	// h2proxy decodes a header block fragment by fragment and stops
+	// keeping fields once the list passes the SETTINGS_MAX_HEADER_LIST_SIZE
+	// it advertises (64 KiB); the next fragment that does not end the
+	// block is not decoded: GOAWAY(PROTOCOL_ERROR) and the connection
+	// closes, a few frames into the flood. ENHANCE_YOUR_CALM is accepted
+	// too: h2proxy sends it for an oversized block that did end (see
+	// wantOversizedHeaderList).
 	wantContinuationFlood = expectation{goAway: []http2.ErrCode{http2.ErrCodeProtocol, http2.ErrCodeEnhanceYourCalm}}
 	// wantPingFlood: PINGs whose ACKs are never read (CVE-2019-9512).
-	// FAILS TODAY: x/net answers every PING while the socket buffers take
-	// the ACKs, and closes the TCP connection only once more than 10,000
-	// ACKs are queued behind them, without a GOAWAY. Which of the two
-	// happens to 100,000 PINGs depends on scheduling: either all ACKs and
-	// the connection left open, or tens of thousands of ACKs then EOF.
+	// h2proxy acknowledges PINGs while a client sends at most 1,000 in a
+	// second beyond one per DATA or HEADERS frame l7lb sent it in that
+	// second (gRPC clients ping to estimate bandwidth as replies arrive;
+	// this client gets no replies). The next PING ends the connection with
+	// GOAWAY(ENHANCE_YOUR_CALM, "too many PING frames"), queued behind the
+	// 1,000 ACKs. Whatever the rate, more than 10,000 control frames
+	// waiting for the connection's writer (frameio.MaxQueuedControlFrames:
+	// a client that does not read) also end it with ENHANCE_YOUR_CALM.
 	wantPingFlood = expectation{goAway: []http2.ErrCode{http2.ErrCodeEnhanceYourCalm}}
 	// wantSettingsFlood: SETTINGS frames whose ACKs are never read
-	// (CVE-2019-9515). FAILS TODAY: x/net coalesces the ACKs it owes into
-	// one pending flag, so the flood is absorbed and the connection stays
-	// open.
+	// (CVE-2019-9515). h2proxy applies and acknowledges each one while a
+	// client sends at most 1,000 in a second (its handshake SETTINGS
+	// included); the next ends the connection with
+	// GOAWAY(ENHANCE_YOUR_CALM, "too many SETTINGS frames"). The bound on
+	// queued control frames holds here too.
 	wantSettingsFlood = expectation{goAway: []http2.ErrCode{http2.ErrCodeEnhanceYourCalm}}
 	// wantOversizedHeaderList: one request whose header list is several
 	// times the SETTINGS_MAX_HEADER_LIST_SIZE l7lb advertises. RFC 9113
 	// §10.5.1 also allows a 431 response on a connection kept open; the
-	// project asks for the connection to be closed: x/net does so with
-	// PROTOCOL_ERROR once a fragment arrives after the limit is passed;
-	// an engine that stops decoding must use COMPRESSION_ERROR
-	// (RFC 9113 §4.3).
+	// project asks for the connection to be closed. h2proxy handles it as
+	// the CONTINUATION flood: once the list has passed the limit, the next
+	// fragment that does not end the block gets GOAWAY(PROTOCOL_ERROR)
+	// without being decoded. Had only the block's last fragment passed the
+	// limit, the block would end decoded and h2proxy would send
+	// ENHANCE_YOUR_CALM. RFC 9113 §4.3 asks a receiver that does not
+	// decompress a field block for COMPRESSION_ERROR, which is h2proxy's
+	// case here, but h2proxy sends COMPRESSION_ERROR only for a fragment
+	// that fails to decode (a string longer than the limit, say). All
+	// three codes are accepted.
 	wantOversizedHeaderList = expectation{goAway: []http2.ErrCode{http2.ErrCodeProtocol, http2.ErrCodeEnhanceYourCalm, http2.ErrCodeCompression}}
 )
 
