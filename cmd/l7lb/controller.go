@@ -42,6 +42,7 @@ func runController(ctx context.Context, args []string, _, stderr io.Writer) int 
 	fs.DurationVar(&sf.idle, "idle-timeout", 60*time.Second, "close client connections without streams after this long")
 	fs.StringVar(&sf.log.level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&sf.log.format, "log-format", "text", "text or json")
+	sf.limits.register(fs)
 	log, bind, ok := sf.parseStartup(fs, args, stderr)
 	if !ok {
 		return 2
@@ -65,7 +66,9 @@ func runController(ctx context.Context, args []string, _, stderr io.Writer) int 
 		log.Error("controller", "error", err)
 		return 1
 	}
-	rt := runtime.New(runtime.Options{Log: log, Certs: ctl.Certificates(), Bind: bind, IdleTimeout: sf.idle})
+	rtOpts := runtime.Options{Log: log, Certs: ctl.Certificates(), Bind: bind, IdleTimeout: sf.idle}
+	sf.limits.apply(&rtOpts, log)
+	rt := runtime.New(rtOpts)
 	if *healthAddr != "" {
 		ln, err := net.Listen("tcp", *healthAddr)
 		if err != nil {

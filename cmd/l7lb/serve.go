@@ -35,6 +35,7 @@ type serveFlags struct {
 	procs        string
 	heapFloorMiB int
 	obs          observabilityFlags // issue 5: --admin, --pprof, --access-log (observability.go)
+	limits       limitFlags         // --max-conns, --http1-*, --client-* (flags.go, docs/limits.md)
 }
 
 func (sf *serveFlags) register(fs *flag.FlagSet) {
@@ -53,6 +54,7 @@ func (sf *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&sf.heapFloorMiB, "gc-heap-floor-mib", 32, "a GC ballast of this many MiB (counted as live heap, never resident): the collector runs that much less often while the live heap is small, which lowers CPU and tail latency under load; 0, or the GOGC environment variable, turns it off")
 	fs.StringVar(&sf.log.level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&sf.log.format, "log-format", "text", "text or json")
+	sf.limits.register(fs)
 	sf.obs.register(fs)
 }
 
@@ -118,6 +120,10 @@ func (sf *serveFlags) parseStartup(fs *flag.FlagSet, args []string, stderr io.Wr
 		printUsageError(stderr, fs, err)
 		return nil, nil, false
 	}
+	if err := sf.limits.validate(); err != nil {
+		printUsageError(stderr, fs, err)
+		return nil, nil, false
+	}
 	return log, bind, true
 }
 
@@ -169,7 +175,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	defer obs.shutdown()
-	rt := runtime.New(runtime.Options{Log: log, Certs: store, Bind: bind, IdleTimeout: sf.idle, Observer: obs.Observer(), GroupEvents: obs.Metrics})
+	rtOpts := runtime.Options{Log: log, Certs: store, Bind: bind, IdleTimeout: sf.idle, Observer: obs.Observer(), GroupEvents: obs.Metrics}
+	sf.limits.apply(&rtOpts, log)
+	rt := runtime.New(rtOpts)
 	if err := rt.Apply(snap); err != nil {
 		log.Error("cannot start serving", "error", err)
 		return 1

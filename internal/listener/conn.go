@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"net"
 	"sync"
-	"syscall"
 
 	"github.com/l7lb/l7lb/internal/sockio"
 )
-
-var errTooManyFiles = syscall.EMFILE
 
 // peekedConn replays the bytes read while sniffing the protocol.
 type peekedConn struct {

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -46,12 +47,21 @@ type Options struct {
 	// Events, when set, hears about connections and TLS handshakes (for
 	// metrics); its methods must be quick.
 	Events Events
+	// Conns, when set, caps the client connections of every listener
+	// sharing it: past the cap a new connection is closed as soon as it
+	// is accepted (--max-conns).
+	Conns *ConnLimit
+	// HTTP1 bounds the HTTP/1.1 server's requests (zero: defaults).
+	HTTP1 HTTP1Limits
 }
 
 // Events are told about each client connection and TLS handshake.
 type Events interface {
 	ConnOpened()
 	ConnClosed()
+	// ConnRejected: a connection was accepted and closed at once because
+	// Options.Conns was full. It is not counted by ConnOpened.
+	ConnRejected()
 	// TLSHandshake gives the negotiated version, or the handshake's error.
 	TLSHandshake(version uint16, err error)
 }
@@ -73,7 +83,10 @@ type Listener struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+	quit   chan struct{} // closed with closed: ends an accept back-off
 	wg     sync.WaitGroup
+
+	acceptWarn everySecond
 }
 
 // Listen binds the address. Serve must be called to accept connections.
@@ -88,7 +101,7 @@ func Listen(opts Options) (*Listener, error) {
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = 60 * time.Second
 	}
-	l := &Listener{opts: opts, ln: ln, conns: map[net.Conn]struct{}{}}
+	l := &Listener{opts: opts, ln: ln, conns: map[net.Conn]struct{}{}, quit: make(chan struct{})}
 	l.h1conns = newConnQueue(ln.Addr())
 	if opts.Certs != nil {
 		l.tls = &tls.Config{
@@ -100,9 +113,13 @@ func Listen(opts Options) (*Listener, error) {
 			},
 		}
 	}
+	h1 := opts.HTTP1.withDefaults()
 	l.h1 = &http.Server{
 		Handler:           opts.Handler,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: h1.ReadHeaderTimeout,
+		ReadTimeout:       h1.ReadTimeout,
+		WriteTimeout:      h1.WriteTimeout,
+		MaxHeaderBytes:    h1.MaxHeaderBytes,
 		IdleTimeout:       opts.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelDebug),
 		// HTTP/2 connections are handed to l.h2 by this package, never
@@ -126,23 +143,68 @@ func (l *Listener) Serve() error {
 			if l.isClosed() {
 				return http.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				l.opts.Log.Warn("accept failed; retrying", "addr", l.Addr().String(), "error", err, "delay", delay)
-				time.Sleep(delay)
-				continue
+			if !retryAccept(err) {
+				return err
 			}
-			return err
+			// Out of file descriptors (or kernel memory): the pending
+			// connection stays in the backlog, so retrying at once would
+			// spin. Back off 5 ms, doubling up to 1 s, as net/http does.
+			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
+			if l.acceptWarn.allow(time.Now()) {
+				l.opts.Log.Warn("accept failed; retrying", "addr", l.Addr().String(), "error", err, "delay", delay)
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-l.quit:
+				t.Stop()
+			}
+			continue
 		}
 		delay = 0
+		if cl := l.opts.Conns; cl != nil && !cl.acquire() {
+			l.reject(c)
+			continue
+		}
 		if !l.track(c, true) {
 			c.Close()
+			if l.opts.Conns != nil {
+				l.opts.Conns.release()
+			}
 			continue
 		}
 		l.wg.Add(1)
 		go l.handle(c)
 	}
+}
+
+// Accept back-off bounds.
+const (
+	minAcceptDelay = 5 * time.Millisecond
+	maxAcceptDelay = time.Second
+)
+
+// retryAccept tells accept errors that pass (a resource running out) from
+// those that end the listener.
+func retryAccept(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() ||
+		errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
+}
+
+// reject closes a connection accepted past the cap at once, with a reset
+// (SO_LINGER 0) so that no socket lingers in TIME_WAIT for it; the client
+// sees a reset, which gRPC clients retry as UNAVAILABLE.
+func (l *Listener) reject(c net.Conn) {
+	if ev := l.opts.Events; ev != nil {
+		ev.ConnRejected()
+	}
+	l.opts.Conns.reject(l.Addr().String())
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0) //nolint:errcheck // best effort; Close follows
+	}
+	c.Close()
 }
 
 func (l *Listener) isClosed() bool {
@@ -170,17 +232,22 @@ func (l *Listener) track(c net.Conn, add bool) bool {
 func (l *Listener) handle(raw net.Conn) {
 	defer l.wg.Done()
 	handedOff := false
+	ev := l.opts.Events
+	if ev != nil {
+		ev.ConnOpened()
+	}
 	defer func() {
 		if !handedOff {
 			raw.Close()
 		}
 		l.track(raw, false)
+		if l.opts.Conns != nil {
+			l.opts.Conns.release()
+		}
+		if ev != nil {
+			ev.ConnClosed()
+		}
 	}()
-	ev := l.opts.Events
-	if ev != nil {
-		ev.ConnOpened()
-		defer ev.ConnClosed()
-	}
 	var c net.Conn = raw
 	isH2 := false
 	sock := sockio.Wrap(raw)
@@ -229,7 +296,10 @@ func (l *Listener) handle(raw net.Conn) {
 // requests until ctx ends; then it closes what is left.
 func (l *Listener) Shutdown(ctx context.Context) error {
 	l.mu.Lock()
-	l.closed = true
+	if !l.closed {
+		l.closed = true
+		close(l.quit)
+	}
 	l.mu.Unlock()
 	l.ln.Close()
 	l.h1conns.close()

@@ -69,12 +69,14 @@ type ListenerEvents struct {
 	port       string
 	conns      prometheus.Gauge
 	connsTotal prometheus.Counter
+	rejected   prometheus.Counter
 }
 
 // Listener returns the connection counters of the listener on port.
 func (m *Metrics) Listener(port int) *ListenerEvents {
 	p := strconv.Itoa(port)
-	return &ListenerEvents{m: m, port: p, conns: m.conns.WithLabelValues(p), connsTotal: m.connsTotal.WithLabelValues(p)}
+	return &ListenerEvents{m: m, port: p, conns: m.conns.WithLabelValues(p), connsTotal: m.connsTotal.WithLabelValues(p),
+		rejected: m.connsRejected.WithLabelValues(p)}
 }
 
 // ConnOpened counts a client connection.
@@ -85,6 +87,10 @@ func (e *ListenerEvents) ConnOpened() {
 
 // ConnClosed counts a client connection's end.
 func (e *ListenerEvents) ConnClosed() { e.conns.Dec() }
+
+// ConnRejected counts a client connection closed at accept because the
+// process had --max-conns connections open.
+func (e *ListenerEvents) ConnRejected() { e.rejected.Inc() }
 
 // TLSHandshake counts a handshake: version on success, the reason of err
 // otherwise.

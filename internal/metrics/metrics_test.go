@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/l7lb/l7lb/internal/config"
+	"github.com/l7lb/l7lb/internal/listener"
 	"github.com/l7lb/l7lb/internal/observe"
 	"github.com/l7lb/l7lb/internal/runtime"
 )
@@ -166,6 +167,34 @@ l7lb_target_group_targets{state="unhealthy",target_group="milvus/milvus-demo:195
 l7lb_target_group_targets{state="unused",target_group="milvus/milvus-demo:19530"} 0
 `), "l7lb_target_group_targets"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestListenerEvents: a listener's connection events land in its
+// listener's series (rejections at the connection cap included).
+func TestListenerEvents(t *testing.T) {
+	m := New(Options{Version: "test"})
+	var ev listener.Events = m.Listener(443)
+	for _, step := range []struct {
+		do                    func()
+		open, total, rejected float64
+	}{
+		{ev.ConnOpened, 1, 1, 0},
+		{ev.ConnOpened, 2, 2, 0},
+		{ev.ConnRejected, 2, 2, 1},
+		{ev.ConnClosed, 1, 2, 1},
+		{ev.ConnRejected, 1, 2, 2},
+	} {
+		step.do()
+		open := testutil.ToFloat64(m.conns.WithLabelValues("443"))
+		total := testutil.ToFloat64(m.connsTotal.WithLabelValues("443"))
+		rejected := testutil.ToFloat64(m.connsRejected.WithLabelValues("443"))
+		if open != step.open || total != step.total || rejected != step.rejected {
+			t.Errorf("open %v, total %v, rejected %v; want %v, %v, %v", open, total, rejected, step.open, step.total, step.rejected)
+		}
+	}
+	if n, err := testutil.GatherAndCount(m.Registry(), "l7lb_client_connections_rejected_total"); err != nil || n != 1 {
+		t.Errorf("%d rejected series (%v), want 1", n, err)
 	}
 }
 

@@ -49,6 +49,12 @@ type Options struct {
 	GroupEvents targetgroup.Events
 	// ClientLimits bound what one HTTP/2 client connection may hold.
 	ClientLimits h2proxy.Limits
+	// Conns, when set, caps the client connections of all listeners
+	// together (--max-conns); nil: no cap.
+	Conns *listener.ConnLimit
+	// HTTP1 bounds HTTP/1.1 requests (zero fields: the listener's
+	// defaults).
+	HTTP1 listener.HTTP1Limits
 }
 
 // DefaultBind listens on every interface for internet-facing listeners and
@@ -249,7 +255,8 @@ func (rt *Runtime) listen(l config.Listener, bind string, cs *listener.CertSet) 
 	if src, ok := rt.opts.Observer.(interface{ ListenerEvents(int) listener.Events }); ok {
 		events = src.ListenerEvents(port)
 	}
-	ln, err := listener.Listen(listener.Options{Addr: bind, Certs: certs, Handler: proxy.Observed(h, port, rt.opts.Observer), H2: h2, Log: rt.opts.Log, IdleTimeout: idle, Events: events})
+	ln, err := listener.Listen(listener.Options{Addr: bind, Certs: certs, Handler: proxy.Observed(h, port, rt.opts.Observer), H2: h2, Log: rt.opts.Log, IdleTimeout: idle, Events: events,
+		Conns: rt.opts.Conns, HTTP1: rt.opts.HTTP1})
 	if err != nil {
 		return nil, fmt.Errorf("listener %d (%s): %w", port, l.Protocol, err)
 	}

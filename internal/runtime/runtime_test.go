@@ -1,16 +1,19 @@
 package runtime
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/l7lb/l7lb/internal/config"
+	"github.com/l7lb/l7lb/internal/listener"
 )
 
 type noCerts struct{}
@@ -100,5 +103,58 @@ func TestApplyRefusesBusyPort(t *testing.T) {
 	}
 	if second.Snapshot() != nil {
 		t.Fatal("a refused snapshot became current")
+	}
+}
+
+// TestListenerLimits: the connection cap in Options covers every listener
+// together, and the HTTP/1.1 limits reach each listener.
+func TestListenerLimits(t *testing.T) {
+	second := config.Listener{Port: 81, Protocol: config.ProtocolHTTP, Scheme: config.SchemeInternal}
+	request := func(t *testing.T, addr, header string) (*http.Response, error) {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := fmt.Fprintf(c, "GET /a HTTP/1.1\r\nHost: test\r\n%s\r\n", header); err != nil {
+			return nil, err
+		}
+		return http.ReadResponse(bufio.NewReader(c), nil)
+	}
+	tests := []struct {
+		name  string
+		opts  func(*Options)
+		check func(t *testing.T, addrs map[int]net.Addr)
+	}{
+		{"one cap for all listeners", func(o *Options) { o.Conns = listener.NewConnLimit(1, nil) }, func(t *testing.T, addrs map[int]net.Addr) {
+			// The first connection, kept open, takes the only slot.
+			if resp, err := request(t, addrs[80].String(), ""); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("first connection: %v, %v", resp, err)
+			}
+			if resp, err := request(t, addrs[81].String(), ""); err == nil {
+				t.Fatalf("a connection past the cap on another listener was served: %s", resp.Status)
+			}
+		}},
+		{"HTTP/1.1 header cap", func(o *Options) { o.HTTP1.MaxHeaderBytes = 8 << 10 }, func(t *testing.T, addrs map[int]net.Addr) {
+			for _, port := range []int{80, 81} {
+				resp, err := request(t, addrs[port].String(), "X-Big: "+strings.Repeat("a", 16<<10)+"\r\n")
+				if resp == nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+					t.Fatalf("listener %d: %v, %v; want 431", port, resp, err)
+				}
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := Options{Log: slog.New(slog.DiscardHandler), Certs: noCerts{}, Bind: func(config.Listener) string { return "127.0.0.1:0" }}
+			tc.opts(&opts)
+			rt := New(opts)
+			defer rt.Shutdown(context.Background())
+			if err := rt.Apply(snapshot("/a", second)); err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, rt.Addrs())
+		})
 	}
 }
