@@ -68,7 +68,7 @@ type abuseParams struct {
 var defaultAbuseParams = abuseParams{
 	StormDuration: 3 * time.Second, StormInFlight: 8, StormReply: 8 << 20, StormDeadline: 20 * time.Millisecond,
 	RawStreams: 200, RawBatch: 20, RawReply: 8 << 20,
-	AfterDuration: 3 * time.Second, AfterInFlight: 8, AfterReply: 1 << 20, AfterDeadline: 2 * time.Second,
+	AfterDuration: 3 * time.Second, AfterInFlight: 2, AfterReply: 1 << 20, AfterDeadline: 2 * time.Second,
 	StallDuration: 10 * time.Second, StallStreams: 40, StallReply: 64 << 20,
 	BaselineDuration: 2 * time.Second, GoodConns: 4, GoodInFlight: 32, GoodReq: 3 << 10, GoodReply: 1 << 10,
 	GoodDeadline: 5 * time.Second,
@@ -77,33 +77,60 @@ var defaultAbuseParams = abuseParams{
 // Scenario is one abuse scenario.
 type Scenario struct {
 	Name string
-	Desc string
+	Desc func(p abuseParams) string
 	run  func(t Target, p abuseParams, rec *AbuseRecord) error
 }
 
 var allScenarios = []Scenario{
-	{"timeout-storm", "grpc-go client: 8 MiB replies with a 20 ms deadline, 8 in flight, 3 s; then a fresh client: 1 MiB replies, 8 in flight, 3 s", runTimeoutStorm},
-	{"timeout-storm-raw", "raw HTTP/2: SETTINGS_INITIAL_WINDOW_SIZE 0, 200 streams asking 8 MiB replies, each RST_STREAM CANCEL after its HEADERS; then a fresh client: 1 MiB replies, 8 in flight, 3 s", runTimeoutStormRaw},
-	{"stalled-reader", "raw HTTP/2: windows 2^31-1, 40 × 64 MiB replies asked, socket never read, 10 s; meanwhile 4 connections of 3 KiB/1 KiB unary, 32 in flight", runStalledReader},
+	{"timeout-storm", func(p abuseParams) string {
+		return fmt.Sprintf("a grpc-go client asks %s replies with a %v deadline, %d in flight, for %v; before and after it, %s",
+			size(p.StormReply), p.StormDeadline, p.StormInFlight, p.StormDuration, p.victimsDesc())
+	}, runTimeoutStorm},
+	{"timeout-storm-raw", func(p abuseParams) string {
+		return fmt.Sprintf("a raw HTTP/2 client sets SETTINGS_INITIAL_WINDOW_SIZE 0 and opens %d streams asking %s replies, %d at a time, each reset with RST_STREAM CANCEL once its response HEADERS came; before and after it, %s",
+			p.RawStreams, size(p.RawReply), p.RawBatch, p.victimsDesc())
+	}, runTimeoutStormRaw},
+	{"stalled-reader", func(p abuseParams) string {
+		return fmt.Sprintf("a raw HTTP/2 client grants windows of 2^31-1 (SETTINGS_INITIAL_WINDOW_SIZE and a connection WINDOW_UPDATE), asks %d replies of %s and never reads its socket, for %v; meanwhile (and %v before it, \"alone\") %d fresh connections make %s/%s unary calls, %d in flight, %v deadline",
+			p.StallStreams, size(p.StallReply), p.StallDuration, p.BaselineDuration, p.GoodConns, size(p.GoodReq), size(p.GoodReply), p.GoodInFlight, p.GoodDeadline)
+	}, runStalledReader},
+}
+
+func (p abuseParams) victimsDesc() string {
+	return fmt.Sprintf("a fresh grpc-go client asks %s replies (64 B requests), %d in flight on 1 connection, %v deadline, for %v",
+		size(p.AfterReply), p.AfterInFlight, p.AfterDeadline, p.AfterDuration)
+}
+
+func size(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 // phaseResult is what one group of grpc-go clients saw.
 type phaseResult struct {
-	WindowS    float64          `json:"window_s"`
-	Conns      int              `json:"conns"`
-	InFlight   int              `json:"in_flight"`
-	ReplyBytes int              `json:"reply_bytes"`
-	DeadlineMs float64          `json:"deadline_ms"` // per call
-	Calls      int64            `json:"calls"`       // started in the window
-	OK         int64            `json:"ok"`          // completed in the window, reply of the right size
-	Late       int64            `json:"ok_late"`     // completed after the window's end (started in it)
-	Errors     map[string]int64 `json:"errors"`      // by gRPC code
-	ErrorsTot  int64            `json:"errors_total"`
-	FirstError string           `json:"first_error,omitempty"`
-	RPS        float64          `json:"rps"` // OK / window
-	P50ms      float64          `json:"p50_ms"`
-	P99ms      float64          `json:"p99_ms"`
-	MaxMs      float64          `json:"max_ms"`
+	WindowS    float64           `json:"window_s"`
+	Conns      int               `json:"conns"`
+	InFlight   int               `json:"in_flight"`
+	ReplyBytes int               `json:"reply_bytes"`
+	DeadlineMs float64           `json:"deadline_ms"` // per call
+	Calls      int64             `json:"calls"`       // started in the window
+	OK         int64             `json:"ok"`          // completed in the window, reply of the right size
+	Late       int64             `json:"ok_late"`     // completed after the window's end (started in it)
+	Errors     map[string]int64  `json:"errors"`      // by gRPC code
+	ErrorsTot  int64             `json:"errors_total"`
+	FirstError string            `json:"first_error,omitempty"`
+	Samples    map[string]string `json:"error_samples,omitempty"`            // the first message of every code
+	FirstErrS  *float64          `json:"first_error_call_start_s,omitempty"` // when the first failing call started, from the phase's start
+	LastErrS   *float64          `json:"last_error_call_start_s,omitempty"`  // and the last
+	RPS        float64           `json:"rps"`                                // OK / window
+	P50ms      float64           `json:"p50_ms"`
+	P99ms      float64           `json:"p99_ms"`
+	MaxMs      float64           `json:"max_ms"`
 }
 
 // rawAbuse is what the raw-frame abuser did and saw.
@@ -125,6 +152,7 @@ type AbuseRecord struct {
 	Run      int          `json:"run"`
 	Scenario string       `json:"scenario"`
 	Balancer string       `json:"balancer"`
+	Control  *phaseResult `json:"control,omitempty"`  // timeout-storm*: the victims' calls before the storm, on the same balancer
 	Storm    *phaseResult `json:"storm,omitempty"`    // timeout-storm: the abusing grpc-go client
 	Raw      *rawAbuse    `json:"raw,omitempty"`      // the raw-frame abuser
 	Baseline *phaseResult `json:"baseline,omitempty"` // stalled-reader: well-behaved clients alone, before
@@ -159,6 +187,9 @@ func unaryPhase(t Target, conns, inFlight, reqSize, replySize int, deadline, win
 	end := start.Add(window)
 	stats := make([]workerStats, inFlight)
 	late := make([]int64, inFlight)
+	var smu sync.Mutex
+	samples := map[string]string{}
+	var firstErr, lastErr time.Duration = -1, -1
 	var wg sync.WaitGroup
 	for i := 0; i < inFlight; i++ {
 		wg.Add(1)
@@ -178,6 +209,17 @@ func unaryPhase(t Target, conns, inFlight, reqSize, replySize int, deadline, win
 				}
 				if err != nil {
 					ws.fail(err)
+					smu.Lock()
+					if c := status.Code(err).String(); samples[c] == "" {
+						samples[c] = err.Error()
+					}
+					if at := t0.Sub(start); firstErr < 0 || at < firstErr {
+						firstErr = at
+					}
+					if at := t0.Sub(start); at > lastErr {
+						lastErr = at
+					}
+					smu.Unlock()
 					if c := status.Code(err); c != codes.DeadlineExceeded && c != codes.Canceled {
 						time.Sleep(10 * time.Millisecond) // do not spin on a refusing balancer
 					}
@@ -209,6 +251,10 @@ func unaryPhase(t Target, conns, inFlight, reqSize, replySize int, deadline, win
 			res.FirstError = ws.firstErr
 		}
 	}
+	if len(samples) > 0 {
+		res.Samples = samples
+		res.FirstErrS, res.LastErrS = fptr(firstErr.Seconds()), fptr(lastErr.Seconds())
+	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	res.RPS = float64(res.OK) / res.WindowS
 	res.P50ms, res.P99ms, res.MaxMs = pct(lat, 0.50), pct(lat, 0.99), pct(lat, 1)
@@ -220,12 +266,14 @@ func (p abuseParams) victims(t Target) *phaseResult {
 }
 
 func runTimeoutStorm(t Target, p abuseParams, rec *AbuseRecord) error {
+	rec.Control = p.victims(t)
 	rec.Storm = unaryPhase(t, 1, p.StormInFlight, 64, p.StormReply, p.StormDeadline, p.StormDuration)
 	rec.Victims = p.victims(t)
 	return nil
 }
 
 func runTimeoutStormRaw(t Target, p abuseParams, rec *AbuseRecord) error {
+	rec.Control = p.victims(t)
 	rec.Raw = &rawAbuse{}
 	t0 := time.Now()
 	rc, err := dialRaw(t, []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 0}, {ID: http2.SettingEnablePush, Val: 0}}, 0, 5*time.Second)
@@ -437,6 +485,9 @@ func abuseLine(r AbuseRecord) string {
 	if r.Raw != nil {
 		fmt.Fprintf(&b, "raw streams=%d headers=%d rst=%d; ", r.Raw.Streams, r.Raw.Headers, r.Raw.Resets)
 	}
+	if c := r.Control; c != nil {
+		fmt.Fprintf(&b, "before ok=%d errors={%s}; ", c.OK, codesString(c.Errors))
+	}
 	if r.Baseline != nil {
 		fmt.Fprintf(&b, "alone rps=%.0f p99=%.1fms; ", r.Baseline.RPS, r.Baseline.P99ms)
 	}
@@ -473,13 +524,19 @@ func (r *abuseReport) markdown(scs []Scenario) string {
 		}
 		return fmt.Sprintf("%d | %s | %s | %s | %s", v.OK, codesString(v.Errors), fnum(v.RPS), fnum(v.P50ms), fnum(v.P99ms))
 	}
+	before := func(v *phaseResult) string {
+		if v == nil {
+			return "— | —"
+		}
+		return fmt.Sprintf("%d | %s", v.OK, codesString(v.Errors))
+	}
 	for _, sc := range scs {
-		fmt.Fprintf(&b, "\n#### %s: %s\n\n", sc.Name, sc.Desc)
+		fmt.Fprintf(&b, "\n#### %s\n\n%s.\n\n", sc.Name, sc.Desc(r.Params))
 		switch sc.Name {
 		case "timeout-storm":
-			b.WriteString("| balancer | run | storm: calls | storm: OK | storm: errors | after: calls completed | after: errors | after: RPS | after: p50 ms | after: p99 ms | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+			b.WriteString("| balancer | run | before: calls completed | before: errors | storm: calls | storm: OK | storm: errors | after: calls completed | after: errors | after: RPS | after: p50 ms | after: p99 ms | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		case "timeout-storm-raw":
-			b.WriteString("| balancer | run | raw: streams opened / with HEADERS / reset | raw: DATA bytes received | after: calls completed | after: errors | after: RPS | after: p50 ms | after: p99 ms | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|\n")
+			b.WriteString("| balancer | run | before: calls completed | before: errors | raw: streams opened / with HEADERS / reset | raw: DATA bytes received | after: calls completed | after: errors | after: RPS | after: p50 ms | after: p99 ms | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		case "stalled-reader":
 			b.WriteString("| balancer | run | peak RSS MiB | VmHWM MiB | alone: RPS | alone: p99 ms | during: calls completed | during: errors | during: RPS | during: p50 ms | during: p99 ms | stalled streams opened |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		}
@@ -489,13 +546,13 @@ func (r *abuseReport) markdown(scs []Scenario) string {
 			}
 			switch sc.Name {
 			case "timeout-storm":
-				if failed(rec, 11) {
+				if failed(rec, 13) {
 					continue
 				}
 				s := rec.Storm
-				fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %s | %s |\n", rec.Balancer, rec.Run, s.Calls, s.OK, codesString(s.Errors), phase(rec.Victims), mib(rec.PeakRSS))
+				fmt.Fprintf(&b, "| %s | %d | %s | %d | %d | %s | %s | %s |\n", rec.Balancer, rec.Run, before(rec.Control), s.Calls, s.OK, codesString(s.Errors), phase(rec.Victims), mib(rec.PeakRSS))
 			case "timeout-storm-raw":
-				if failed(rec, 10) {
+				if failed(rec, 12) {
 					continue
 				}
 				rw := rec.Raw
@@ -503,7 +560,7 @@ func (r *abuseReport) markdown(scs []Scenario) string {
 				if rw.Err != "" {
 					note = " (" + strings.ReplaceAll(firstLine(rw.Err), "|", "/") + ")"
 				}
-				fmt.Fprintf(&b, "| %s | %d | %d / %d / %d%s | %d | %s | %s |\n", rec.Balancer, rec.Run, rw.Streams, rw.Headers, rw.Resets, note, rw.DataBytes, phase(rec.Victims), mib(rec.PeakRSS))
+				fmt.Fprintf(&b, "| %s | %d | %s | %d / %d / %d%s | %d | %s | %s |\n", rec.Balancer, rec.Run, before(rec.Control), rw.Streams, rw.Headers, rw.Resets, note, rw.DataBytes, phase(rec.Victims), mib(rec.PeakRSS))
 			case "stalled-reader":
 				if failed(rec, 12) {
 					continue
@@ -516,15 +573,13 @@ func (r *abuseReport) markdown(scs []Scenario) string {
 			}
 		}
 	}
-	p := r.Params
-	fmt.Fprintf(&b, `
-"after"/"during" are the well-behaved grpc-go clients, each on fresh connections: after a storm,
-%d in flight on 1 connection, 64 B requests asking %d B replies, %v per-call deadline, for %v;
-during the stall (and "alone", %v before it), %d connections, %d in flight, %d B requests, %d B replies,
-%v per-call deadline. "calls completed" are those that finished in the window with a reply of the
-right size; a call that hangs ends at its deadline (DeadlineExceeded). Peak RSS is the highest
-summed VmRSS of the balancer's processes, sampled every 20 ms over the whole scenario; VmHWM is
-read at its end. Every scenario starts a fresh balancer.
-`, p.AfterInFlight, p.AfterReply, p.AfterDeadline, p.AfterDuration, p.BaselineDuration, p.GoodConns, p.GoodInFlight, p.GoodReq, p.GoodReply, p.GoodDeadline)
+	b.WriteString(`
+"before", "after", "alone" and "during" are well-behaved grpc-go clients on fresh connections.
+"calls completed" are calls that finished inside the window with a reply of the right size; a call
+that hangs ends at its deadline (DeadlineExceeded). Peak RSS is the highest summed VmRSS of the
+balancer's processes, sampled every 20 ms over the whole scenario; VmHWM is read at its end. Every
+scenario × balancer starts a fresh balancer; the backend is shared. abuse.jsonl has every figure,
+with the first message of every error code and when the failing calls started.
+`)
 	return b.String()
 }
