@@ -5,6 +5,7 @@
 //
 //	go run ./bench -peers nginx,haproxy,caddy -duration 5s -repeat 3 -out bench/results
 //	go run ./bench -quick          # seconds: direct + l7lb, 1 s windows, 1 repeat
+//	go run ./bench -abuse all -peers haproxy -out /tmp/abuse   # abuse scenarios (abuse.go)
 package main
 
 import (
