@@ -45,6 +45,7 @@ type env struct {
 	Key       string
 	Combined  string // leaf + intermediate + key (HAProxy)
 	L7LB      string // binary
+	Prebuilt  bool   // L7LB came from -l7lb-bin, not from building the tree
 	Store     string // l7lb certificate store
 	ARN       string
 	Ingress   string
@@ -84,7 +85,7 @@ func (e *env) makeCerts() error {
 // `l7lb cert import` and writes the Ingress.
 func (e *env) buildL7LB(prebuilt string) error {
 	if prebuilt != "" {
-		e.L7LB = prebuilt
+		e.L7LB, e.Prebuilt = prebuilt, true
 	} else {
 		e.L7LB = filepath.Join(e.Dir, "l7lb")
 		cmd := exec.Command("go", "build", "-o", e.L7LB, "./cmd/l7lb")
@@ -338,12 +339,17 @@ func versionOf(e *env, name string) string {
 		return "grpc-go client → backend, h2c"
 	case "l7lb":
 		out, err = exec.Command(e.L7LB, "version").CombinedOutput()
-		rev := gitRev(e.Root)
-		s := strings.TrimSpace(string(out))
-		if rev != "" {
+		s := firstLine(strings.TrimSpace(string(out)))
+		if e.Prebuilt {
+			// not necessarily the tree's: name the binary itself
+			if b, rerr := os.ReadFile(e.L7LB); rerr == nil {
+				sum := sha256.Sum256(b)
+				s += fmt.Sprintf(" (-l7lb-bin %s, sha256 %s)", e.L7LB, hex.EncodeToString(sum[:])[:12])
+			}
+		} else if rev := gitRev(e.Root); rev != "" {
 			s += " (tree " + rev + ")"
 		}
-		return firstLine(s)
+		return s
 	case "nginx":
 		out, err = exec.Command(peerBinary(name), "-v").CombinedOutput()
 	case "haproxy":

@@ -121,3 +121,91 @@ func TestQuickL7LB(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestAbuseL7LB runs the three abuse scenarios through l7lb with shrunk
+// sizes and times, and checks that the abusers did what they say and that
+// the outputs are written. It does not judge l7lb's figures: the
+// scenarios exist to show them.
+func TestAbuseL7LB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds l7lb and runs the abuse scenarios for several seconds")
+	}
+	out := t.TempDir()
+	p := abuseParams{
+		StormDuration: 500 * time.Millisecond, StormInFlight: 4, StormReply: 4 << 20, StormDeadline: 20 * time.Millisecond,
+		RawStreams: 20, RawBatch: 10, RawReply: 4 << 20,
+		AfterDuration: 500 * time.Millisecond, AfterInFlight: 2, AfterReply: 1 << 20, AfterDeadline: time.Second,
+		StallDuration: 1500 * time.Millisecond, StallStreams: 4, StallReply: 8 << 20,
+		BaselineDuration: 300 * time.Millisecond, GoodConns: 2, GoodInFlight: 4, GoodReq: 3 << 10, GoodReply: 1 << 10,
+		GoodDeadline: time.Second,
+	}
+	_, err := run(config{
+		Workloads: []string{"a"}, Abuse: []string{"timeout-storm", "timeout-storm-raw", "stalled-reader"},
+		Repeat: 1, Out: out, Workers: 2, abuseParams: &p,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(out, "abuse.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var recs []AbuseRecord
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r AbuseRecord
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("abuse.jsonl line %d: %v", len(recs)+1, err)
+		}
+		recs = append(recs, r)
+	}
+	if len(recs) != 3 {
+		t.Fatalf("got %d records, want 3", len(recs))
+	}
+	for _, r := range recs {
+		name := r.Scenario + "/" + r.Balancer
+		if r.Balancer != "l7lb" || r.Failed != "" {
+			t.Errorf("%s: failed: %q", name, r.Failed)
+			continue
+		}
+		if r.PeakRSS == nil || *r.PeakRSS < 1 || r.HWM == nil {
+			t.Errorf("%s: no RSS recorded", name)
+		}
+		if r.Victims == nil || r.Victims.Calls == 0 {
+			t.Errorf("%s: the well-behaved clients made no calls", name)
+		}
+		switch r.Scenario {
+		case "timeout-storm":
+			if r.Storm == nil || r.Storm.Calls == 0 || r.Storm.Errors["DeadlineExceeded"] == 0 {
+				t.Errorf("%s: the storm timed nothing out: %+v", name, r.Storm)
+			}
+			if r.Control == nil || r.Control.OK == 0 {
+				t.Errorf("%s: no call completed before the storm: %+v", name, r.Control)
+			}
+		case "timeout-storm-raw":
+			if r.Raw == nil || r.Raw.Streams != p.RawStreams || r.Raw.Resets != p.RawStreams || r.Raw.DataBytes != 0 {
+				t.Errorf("%s: raw abuser %+v, want %d streams opened and reset, no DATA", name, r.Raw, p.RawStreams)
+			}
+		case "stalled-reader":
+			if r.Raw == nil || r.Raw.Streams != p.StallStreams {
+				t.Errorf("%s: raw abuser %+v, want %d streams", name, r.Raw, p.StallStreams)
+			}
+			if r.Baseline == nil || r.Baseline.OK == 0 {
+				t.Errorf("%s: no call completed before the stall: %+v", name, r.Baseline)
+			}
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(out, "abuse.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"#### timeout-storm\n", "#### timeout-storm-raw", "#### stalled-reader", "| l7lb | 1 |"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("abuse.md lacks %q", want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "results.jsonl")); err == nil {
+		t.Error("an -abuse run wrote results.jsonl")
+	}
+}

@@ -5,6 +5,7 @@
 //
 //	go run ./bench -peers nginx,haproxy,caddy -duration 5s -repeat 3 -out bench/results
 //	go run ./bench -quick          # seconds: direct + l7lb, 1 s windows, 1 repeat
+//	go run ./bench -abuse all -peers haproxy -out /tmp/abuse   # abuse scenarios (abuse.go)
 package main
 
 import (
@@ -32,6 +33,9 @@ type config struct {
 	Keep      bool
 	Strict    bool
 	Quiet     bool
+	Abuse     []string // -abuse: scenarios to run instead of the workloads
+
+	abuseParams *abuseParams // nil: defaultAbuseParams (tests shrink them)
 }
 
 func main() {
@@ -61,6 +65,7 @@ func main() {
 	flag.BoolVar(&cfg.Direct, "direct", true, "measure the direct baseline (client → one backend, h2c)")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the scratch directory (configs, logs)")
 	flag.BoolVar(&cfg.Strict, "strict", false, "exit 3 when a target of issue 3 fails")
+	abuse := flag.String("abuse", "", "run abuse scenarios instead of the workloads, comma-separated from timeout-storm,timeout-storm-raw,stalled-reader, or \"all\"; against l7lb and -peers (no direct), 1 run unless -repeat is given, results in -out/abuse.{md,jsonl}")
 	readme := flag.Bool("update-readme", false, "copy bench/results/README-section.md into README.md's performance section, and exit")
 	flag.Parse()
 	if *readme {
@@ -77,6 +82,19 @@ func main() {
 	cfg.Workloads = splitList(workloads)
 	if cfg.Quick {
 		cfg.Duration, cfg.Warmup, cfg.Repeat, cfg.Peers = time.Second, 500*time.Millisecond, 1, nil
+	}
+	if *abuse == "all" {
+		*abuse = "timeout-storm,timeout-storm-raw,stalled-reader"
+	}
+	if cfg.Abuse = splitList(*abuse); len(cfg.Abuse) > 0 {
+		// The abusers speak TLS to a balancer: no direct baseline. One run
+		// unless asked for more (each scenario takes 6–12 s per balancer).
+		cfg.Direct = false
+		repeatSet := false
+		flag.Visit(func(f *flag.Flag) { repeatSet = repeatSet || f.Name == "repeat" })
+		if !repeatSet {
+			cfg.Repeat = 1
+		}
 	}
 	rep, err := run(cfg)
 	if err != nil {
