@@ -259,7 +259,10 @@ func runRound(t *testing.T, e *env, good *goodClients, n int, seed uint64, actor
 
 	// Samplers: peak RSS, and what l7lb holds per client connection.
 	var peakRSS int64
-	type connPeak struct{ queued, granted int64; streams int }
+	type connPeak struct {
+		queued, granted int64
+		streams         int
+	}
 	peaks := map[string]connPeak{}
 	var sampWG sync.WaitGroup
 	sampWG.Add(1)

@@ -277,7 +277,7 @@ type tconn struct {
 	sentData   int64
 	peakWin    int64 // the largest window l7lb ever granted here
 	gotWinUpd  bool
-	dataPath   bool // carried a request other than a health check
+	dataPath   bool      // carried a request other than a health check
 	owedConn   int64     // request credit owed to l7lb (connection)
 	creditAt   time.Time // tiny mode: next credit step
 	creditTick bool
