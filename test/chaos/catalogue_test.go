@@ -50,7 +50,7 @@ var catalogue = []entry{
 	{name: "t-goaway", target: true, doc: "the raw target sends GOAWAY after a few streams on every connection (graceful, or abrupt: INTERNAL_ERROR and close)", draw: drawGoAway},
 	{name: "t-kill", target: true, doc: "the raw target is killed (listener and connections closed) and comes back", draw: drawKill},
 	{name: "t-freeze", target: true, doc: "the raw target stops reading and answering for a while, then resumes", draw: drawFreeze},
-	{name: "t-tinywin", target: true, doc: "the raw target's windows for requests turn tiny (mid-connection SETTINGS) and credit comes back in small steps", draw: drawTinyWin},
+	{name: "t-tinywin", target: true, doc: "the raw target's stream windows for requests turn tiny (mid-connection SETTINGS, so open streams go negative) and new connections keep a 64 KiB connection window", draw: drawTinyWin},
 	{name: "t-mcs1", target: true, doc: "the raw target allows 1 concurrent stream per connection (mid-connection SETTINGS), refusing more", draw: drawMCS1},
 }
 

@@ -48,8 +48,10 @@ type targetMode struct {
 	// initWin is the SETTINGS_INITIAL_WINDOW_SIZE advertised: request
 	// bytes l7lb may send per stream before the target grants more.
 	initWin uint32
-	// tiny: request credit goes back in steps of initWin at most, one
-	// step every tinyStep, instead of at once.
+	// tiny: new connections keep the default 65535-byte connection
+	// window (existing ones cannot shrink theirs). Credit still goes back
+	// as soon as bytes are read, so a tiny target is slow in round trips,
+	// not stuck.
 	tiny bool
 	// maxStreams is SETTINGS_MAX_CONCURRENT_STREAMS (streams beyond it
 	// are refused with REFUSED_STREAM).
@@ -64,7 +66,6 @@ type targetMode struct {
 
 const (
 	targetConnWindow = 16 << 20 // connection window the target grants l7lb for requests
-	tinyStep         = 2 * time.Millisecond
 	maxTargetReply   = 64 << 20
 	maxTargetBody    = 8 << 20
 	healthPath       = "/grpc.health.v1.Health/Check"
@@ -278,9 +279,7 @@ type tconn struct {
 	peakWin    int64 // the largest window l7lb ever granted here
 	gotWinUpd  bool
 	dataPath   bool      // carried a request other than a health check
-	owedConn   int64     // request credit owed to l7lb (connection)
-	creditAt   time.Time // tiny mode: next credit step
-	creditTick bool
+	owedConn   int64 // request credit owed to l7lb (connection)
 
 	enc  *hpack.Encoder // writeLoop only
 	hbuf bytes.Buffer
@@ -333,8 +332,11 @@ func newTconn(t *rawTarget, c net.Conn, m targetMode) *tconn {
 		{ID: http2.SettingMaxConcurrentStreams, Val: m.maxStreams},
 	}})
 	// The connection-level window for requests is raised to
-	// targetConnWindow with the first WINDOW_UPDATE (see writeLoop).
-	tc.owedConn = targetConnWindow - 65535
+	// targetConnWindow with the first WINDOW_UPDATE (see writeLoop),
+	// unless windows are tiny.
+	if !m.tiny {
+		tc.owedConn = targetConnWindow - 65535
+	}
 	return tc
 }
 
@@ -590,7 +592,7 @@ func (c *tconn) hasWorkLocked(now time.Time) bool {
 	if len(c.control) > 0 {
 		return true
 	}
-	if c.owedConn > 0 && (!c.mode.tiny || !now.Before(c.creditAt)) {
+	if c.owedConn > 0 {
 		return true
 	}
 	for _, st := range c.streams {
@@ -598,7 +600,7 @@ func (c *tconn) hasWorkLocked(now time.Time) bool {
 			continue
 		}
 		if !st.reqEnded {
-			if st.owed > 0 && (!c.mode.tiny || !now.Before(c.creditAt)) {
+			if st.owed > 0 {
 				return true
 			}
 			continue
@@ -651,7 +653,7 @@ func (c *tconn) writeLoop() {
 			c.mu.Unlock()
 			return
 		}
-		frames, closeAfter := c.collectLocked(time.Now())
+		frames, closeAfter := c.collectLocked()
 		c.mu.Unlock()
 		c.waitThaw()
 		c.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
@@ -669,40 +671,21 @@ func (c *tconn) writeLoop() {
 
 // collectLocked takes what may be sent now: control frames, request
 // credit, and response frames within l7lb's windows.
-func (c *tconn) collectLocked(now time.Time) ([]outFrame, bool) {
+func (c *tconn) collectLocked() ([]outFrame, bool) {
 	var out []outFrame
 	for i := range c.control {
 		out = append(out, outFrame{ctrl: &c.control[i]})
 	}
 	c.control = nil
-	// Request credit back to l7lb.
-	creditDue := !c.mode.tiny || !now.Before(c.creditAt)
-	if creditDue {
-		step := int64(1 << 30)
-		if c.mode.tiny {
-			step = int64(max(c.mode.initWin, 64))
-			c.creditAt = now.Add(tinyStep)
-			if !c.creditTick {
-				c.creditTick = true
-				time.AfterFunc(tinyStep, func() {
-					c.mu.Lock()
-					c.creditTick = false
-					c.cond.Broadcast()
-					c.mu.Unlock()
-				})
-			}
-		}
-		if c.owedConn > 0 {
-			n := min(c.owedConn, step)
-			c.owedConn -= n
-			out = append(out, outFrame{winID: 0, winInc: uint32(n)})
-		}
-		for _, st := range c.streams {
-			if st.owed > 0 && !st.reqEnded && !st.done {
-				n := min(st.owed, step)
-				st.owed -= n
-				out = append(out, outFrame{winID: st.id, winInc: uint32(n)})
-			}
+	// Request credit back to l7lb, for every byte read.
+	if c.owedConn > 0 {
+		out = append(out, outFrame{winID: 0, winInc: uint32(c.owedConn)})
+		c.owedConn = 0
+	}
+	for _, st := range c.streams {
+		if st.owed > 0 && !st.reqEnded && !st.done {
+			out = append(out, outFrame{winID: st.id, winInc: uint32(st.owed)})
+			st.owed = 0
 		}
 	}
 	// Responses.
