@@ -43,9 +43,12 @@ import (
 
 	milvuslog "github.com/milvus-io/milvus/pkg/v2/log"
 	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/l7lb/l7lb/internal/demo"
 	"github.com/l7lb/l7lb/internal/h2proxy"
+	"github.com/l7lb/l7lb/internal/runtime"
 )
 
 var (
@@ -336,8 +339,10 @@ func runRound(t *testing.T, e *env, good *goodClients, n int, seed uint64, actor
 	var flowVs []violation
 	var gor int
 	var lastSummary string
+	var lastFlow runtime.Flow
 	for {
 		f := e.rt.Flow()
+		lastFlow = f
 		flowVs = e.flowViolations(f)
 		gor = goruntime.NumGoroutine()
 		lastSummary = e.flowSummary(f)
@@ -376,6 +381,7 @@ func runRound(t *testing.T, e *env, good *goodClients, n int, seed uint64, actor
 	var unexcused, casualties []goodCall
 	fromRaw := map[string]bool{}
 	byTarget := map[string]int{}
+	errAddrs := map[string]bool{}
 	for _, c := range calls {
 		rec, ok := e.obs.get(c.trace)
 		if ok && raws[rec.target] {
@@ -391,6 +397,7 @@ func runRound(t *testing.T, e *env, good *goodClients, n int, seed uint64, actor
 			unexcused = append(unexcused, c)
 			where := "no l7lb record (never finished)"
 			if ok {
+				errAddrs[rec.target] = true
 				where = e.targetName(rec.target)
 				if rec.target == "" {
 					where = "not forwarded"
@@ -418,8 +425,8 @@ func runRound(t *testing.T, e *env, good *goodClients, n int, seed uint64, actor
 			where = append(where, fmt.Sprintf("%s: %d", k, v))
 		}
 		sort.Strings(where)
-		vs = append(vs, violation{"good-errors", fmt.Sprintf("%d of %d well-behaved calls failed (%s) [where: %s]; data path at the end of the round: %s",
-			len(unexcused), len(calls), errorSummary(unexcused, 4), strings.Join(where, ", "), lastSummary)})
+		vs = append(vs, violation{"good-errors", fmt.Sprintf("%d of %d well-behaved calls failed (%s) [where: %s]%s; data path at the end of the round: %s",
+			len(unexcused), len(calls), errorSummary(unexcused, 4), strings.Join(where, ", "), idleHint(e, lastFlow, errAddrs, unexcused), lastSummary)})
 	}
 	if len(actors) > 0 {
 		if echoSt.n > 0 && echoSt.p99 > p99Limit(base.echo.p99) {
@@ -455,6 +462,42 @@ func runRound(t *testing.T, e *env, good *goodClients, n int, seed uint64, actor
 	res.violations = vs
 	t.Log(strings.Join(res.lines, "\n"))
 	return res
+}
+
+// idleHint explains well-behaved calls that ran into their deadline on
+// targets whose connections l7lb shows idle once the round is over:
+// nothing was stuck in l7lb, so the target could not answer, and the
+// usual reason is a connection whose window l7lb used up without giving
+// it back (for the raw target, raw-target-window counts it from the
+// target's side; for the fakemilvus replicas nothing else can see it).
+func idleHint(e *env, f runtime.Flow, addrs map[string]bool, errs []goodCall) string {
+	deadline := false
+	for _, c := range errs {
+		if status.Code(c.err) == codes.DeadlineExceeded {
+			deadline = true
+		}
+	}
+	if !deadline {
+		return ""
+	}
+	var idle []string
+	for _, t := range f.Targets {
+		if !addrs[t.Addr] || !strings.HasPrefix(t.Group, echoService) || t.InFlight != 0 {
+			continue
+		}
+		busy := false
+		for _, c := range t.Conns {
+			busy = busy || c.Streams > 0
+		}
+		if !busy {
+			idle = append(idle, e.targetName(t.Addr))
+		}
+	}
+	if len(idle) == 0 {
+		return ""
+	}
+	sort.Strings(idle)
+	return fmt.Sprintf(" (calls hit their %v deadline on %s, whose connections l7lb shows idle afterwards: the target likely had no window left to answer on its connection, i.e. l7lb used it up without giving it back)", goodCallTimeout, strings.Join(idle, ", "))
 }
 
 // faultExcuses: with these target faults, calls that went to the raw

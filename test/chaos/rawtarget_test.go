@@ -272,14 +272,14 @@ type tconn struct {
 
 	control []ctrlFrame // frames to write, in order
 
-	sendConn   int64 // response window l7lb granted on the connection
-	initSend   int64 // l7lb's SETTINGS_INITIAL_WINDOW_SIZE
-	maxFrame   int
-	sentData   int64
-	peakWin    int64 // the largest window l7lb ever granted here
-	gotWinUpd  bool
-	dataPath   bool      // carried a request other than a health check
-	owedConn   int64 // request credit owed to l7lb (connection)
+	sendConn  int64 // response window l7lb granted on the connection
+	initSend  int64 // l7lb's SETTINGS_INITIAL_WINDOW_SIZE
+	maxFrame  int
+	sentData  int64
+	peakWin   int64 // the largest window l7lb ever granted here
+	gotWinUpd bool
+	dataPath  bool  // carried a request other than a health check
+	owedConn  int64 // request credit owed to l7lb (connection)
 
 	enc  *hpack.Encoder // writeLoop only
 	hbuf bytes.Buffer
