@@ -50,7 +50,7 @@
 //   - good-errors, good-p99-echo, good-p99-sdk: no well-behaved call
 //     failed (except calls that went to the raw target while it was
 //     killed, frozen or abruptly going away: "fault casualties"), and
-//     p99 at most max(2x baseline, baseline + 20 ms) (not under -race).
+//     p99 at most max(2x baseline, baseline + 50 ms) (not under -race).
 //
 // And during the round: client-queued-over-buffer and
 // client-resp-granted-over-buffer (what l7lb holds per client connection
