@@ -5,19 +5,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
-	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"testing"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-
-	"github.com/l7lb/l7lb/internal/config"
-	"github.com/l7lb/l7lb/internal/proxy"
-	"github.com/l7lb/l7lb/internal/route"
-	"github.com/l7lb/l7lb/internal/targetgroup"
 )
 
 // rawTarget is a minimal h2c gRPC target: every request that ends gets
@@ -100,19 +93,7 @@ func serveRawTarget(c net.Conn, msg []byte) {
 // RPC: ns/op and allocs/op are what l7lb's data path costs per RPC (TLS
 // aside), with the client's and target's work on the same cores.
 func BenchmarkForwardUnary(b *testing.B) {
-	addr := rawTarget(b, 1024)
-	host, port, _ := net.SplitHostPort(addr)
-	p, _ := strconv.Atoi(port)
-	log := slog.New(slog.DiscardHandler)
-	g := targetgroup.New(config.TargetGroup{
-		Name: "ns/svc:19530", Protocol: config.ProtocolHTTP, ProtocolVersion: config.VersionGRPC,
-		MaxMessageBytes: config.DefaultMaxMessageBytes,
-		Endpoints:       []config.Endpoint{{Address: host, Port: p, Ready: true}},
-	}, log, nil)
-	defer g.Close()
-	table := route.Compile([]config.Rule{{Name: "r", Path: "/", PathType: config.PathPrefix, TargetGroup: "ns/svc:19530"}},
-		func(config.Rule) *targetgroup.Group { return g })
-	srv := New(Options{Routes: func() *proxy.Table { return table }, Port: 443, Log: log})
+	srv, _ := newTestServer(b, rawTarget(b, 1024), Limits{})
 
 	client, server := net.Pipe()
 	go srv.ServeConn(server)

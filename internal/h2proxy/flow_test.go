@@ -64,19 +64,7 @@ type flowEnv struct {
 }
 
 func startFlowEnv(t *testing.T, limits Limits) *flowEnv {
-	target := grpcTarget(t)
-	host, port, _ := net.SplitHostPort(target)
-	p, _ := strconv.Atoi(port)
-	log := slog.New(slog.DiscardHandler)
-	g := targetgroup.New(config.TargetGroup{
-		Name: "ns/svc:19530", Protocol: config.ProtocolHTTP, ProtocolVersion: config.VersionGRPC,
-		MaxMessageBytes: config.DefaultMaxMessageBytes,
-		Endpoints:       []config.Endpoint{{Address: host, Port: p, Ready: true}},
-	}, log, nil)
-	t.Cleanup(g.Close)
-	table := route.Compile([]config.Rule{{Name: "r", Path: "/", PathType: config.PathPrefix, TargetGroup: "ns/svc:19530"}},
-		func(config.Rule) *targetgroup.Group { return g })
-	srv := New(Options{Routes: func() *proxy.Table { return table }, Port: 80, Log: log, Limits: limits})
+	srv, g := newTestServer(t, grpcTarget(t), limits)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -268,4 +256,21 @@ func TestStalledReaderBounded(t *testing.T) {
 		}
 	}
 	t.Logf("peak held for the stalled client: %d bytes (bound %d)", peak, limits.ConnBuffer+streams*(16<<10))
+}
+
+// newTestServer serves one gRPC target group of one target (h2c) with
+// every path routed to it.
+func newTestServer(tb testing.TB, target string, limits Limits) (*Server, *targetgroup.Group) {
+	host, port, _ := net.SplitHostPort(target)
+	p, _ := strconv.Atoi(port)
+	log := slog.New(slog.DiscardHandler)
+	g := targetgroup.New(config.TargetGroup{
+		Name: "ns/svc:19530", Protocol: config.ProtocolHTTP, ProtocolVersion: config.VersionGRPC,
+		MaxMessageBytes: config.DefaultMaxMessageBytes,
+		Endpoints:       []config.Endpoint{{Address: host, Port: p, Ready: true}},
+	}, log, nil)
+	tb.Cleanup(g.Close)
+	table := route.Compile([]config.Rule{{Name: "r", Path: "/", PathType: config.PathPrefix, TargetGroup: "ns/svc:19530"}},
+		func(config.Rule) *targetgroup.Group { return g })
+	return New(Options{Routes: func() *proxy.Table { return table }, Port: 80, Log: log, Limits: limits}), g
 }

@@ -119,7 +119,6 @@ func (s *recordingSink) received() int {
 	return s.data
 }
 
-
 func encodeGRPC(_ *Stream, w *frameio.Writer) {
 	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/svc/M"}, {":authority", "t"}, {"content-type", "application/grpc"}} {
 		w.EncodeField(f[0], f[1])
