@@ -463,7 +463,10 @@ func drawRSTUpload(rng *rand.Rand) *actor {
 				if done+len(frame) > cut {
 					frame = frame[:cut-done] // the cut falls inside a message
 				}
-				m, err := h.send(a.ctx, st, frame, false, time.Second)
+				// The upload may go to the raw target while t-freeze holds
+				// it (up to 2.5 s): l7lb then rightly returns no window,
+				// so the wait outlasts the longest freeze.
+				m, err := h.send(a.ctx, st, frame, false, 4*time.Second)
 				done += m
 				sent += int64(m)
 				if err != nil {
