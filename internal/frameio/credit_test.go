@@ -40,8 +40,8 @@ func TestCreditAfterWrite(t *testing.T) {
 	if !w.AppendData(1, payload, false, cr) {
 		t.Fatal("append failed on an open writer")
 	}
-	if got := w.BufferedData(); got != len(payload) {
-		t.Fatalf("BufferedData = %d, want %d", got, len(payload))
+	if got := w.Buffered(); got != len(payload)+3*9 {
+		t.Fatalf("Buffered = %d, want the payload and 3 frame headers, %d", got, len(payload)+3*9)
 	}
 	w.Unlock()
 	w.Kick()

@@ -66,7 +66,6 @@ type Writer struct {
 	out     chunks   // frames waiting for the writer goroutine
 	credits []credit // owed for DATA in out, in order
 	spare   []credit // credits' previous array, reused
-	data    int      // DATA payload bytes in out
 	control int      // control frames in out
 	hdr     [9]byte
 	closed  bool
@@ -82,8 +81,6 @@ type Writer struct {
 	// Sent counts DATA and HEADERS frames appended: the traffic that
 	// legitimately draws PINGs from a peer (gRPC's BDP estimation).
 	Sent atomic.Int64
-
-	written atomic.Int64 // see Progress
 
 	kick chan struct{}
 	done chan struct{}
@@ -146,7 +143,6 @@ func (w *Writer) dropQueued() {
 func (w *Writer) takeCredits() []credit {
 	owed := w.credits
 	w.credits, w.spare = w.spare[:0], nil
-	w.data = 0
 	return owed
 }
 
@@ -226,7 +222,6 @@ func (w *Writer) run(dial func() (net.Conn, error), ready func(net.Conn)) {
 				w.settle(owed)
 				return
 			}
-			w.written.Add(int64(len(owed)))
 		}
 		w.settle(owed)
 		w.mu.Lock()
@@ -320,13 +315,6 @@ func (w *Writer) Err() error {
 // Buffered is the number of bytes waiting (under Lock).
 func (w *Writer) Buffered() int { return w.out.len() }
 
-// BufferedData is the DATA payload waiting (under Lock).
-func (w *Writer) BufferedData() int { return w.data }
-
-// Progress counts the writes that carried DATA; a connection whose count
-// stands still while DATA waits is stalled.
-func (w *Writer) Progress() int64 { return w.written.Load() }
-
 // The Append* methods add one frame; call them under Lock. They report
 // false when the writer is closed or the peer let too many control frames
 // pile up (the caller should then close the connection).
@@ -355,11 +343,8 @@ func (w *Writer) AppendData(stream uint32, p []byte, end bool, to Creditor) bool
 		return false
 	}
 	w.Sent.Add(1)
-	if len(p) > 0 {
-		w.data += len(p)
-		if to != nil {
-			w.credits = append(w.credits, credit{to, len(p)})
-		}
+	if len(p) > 0 && to != nil {
+		w.credits = append(w.credits, credit{to, len(p)})
 	}
 	maxFrame := w.maxFrame()
 	for {

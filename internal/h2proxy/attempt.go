@@ -237,7 +237,6 @@ func (st *stream) startAttempt(t, prev *targetgroup.Target) {
 
 	t.Served.Add(1)
 	st.sc.w.Lock()
-	st.target = t
 	st.rpc.Target = t.Addr
 	st.sc.w.Unlock()
 	if err != nil {

@@ -274,3 +274,33 @@ func newTestServer(tb testing.TB, target string, limits Limits) (*Server, *targe
 		func(config.Rule) *targetgroup.Group { return g })
 	return New(Options{Routes: func() *proxy.Table { return table }, Port: 80, Log: log, Limits: limits}), g
 }
+
+// A client that grants no window and leaves its streams open is closed
+// after WriteStall (GOAWAY ENHANCE_YOUR_CALM, then the socket), which
+// resets its streams upstream and frees what they held.
+func TestZeroWindowClientClosedAfterStall(t *testing.T) {
+	e := startFlowEnv(t, Limits{WriteStall: 300 * time.Millisecond})
+	rc := dialRaw(t, e.addr, 0)
+	for i := range 4 {
+		rc.ask(uint32(1+2*i), 1<<20)
+	}
+	rc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var goAway *http2.GoAwayFrame
+	for goAway == nil {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("connection ended without GOAWAY: %v", err)
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			goAway = g
+		}
+	}
+	if goAway.ErrCode != http2.ErrCodeEnhanceYourCalm {
+		t.Fatalf("GOAWAY %v, want ENHANCE_YOUR_CALM", goAway.ErrCode)
+	}
+	if _, err := io.Copy(io.Discard, rc.c); err != nil {
+		t.Fatalf("after GOAWAY: %v, want the connection closed", err)
+	}
+	e.settled(t)
+	e.good(t, 3, 1<<20)
+}

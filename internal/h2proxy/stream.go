@@ -27,8 +27,7 @@ type stream struct {
 	id uint32
 
 	group  *targetgroup.Group
-	target *targetgroup.Target // under the writer lock once forwarded
-	bridge *bridge             // streams that are not forwarded frame by frame
+	bridge *bridge // streams that are not forwarded frame by frame
 
 	// The fast path's attempts, under reqMu (taken before the writer lock,
 	// never after it).
@@ -200,9 +199,14 @@ func (sc *serverConn) forward(st *stream, g *targetgroup.Group, end bool) {
 		st.cur = a
 		st.attempts++
 		sc.w.Lock()
-		st.target = t
 		st.rpc.Target = t.Addr
 		st.rpc.TargetStart = time.Now()
+		if st.respGrant == 0 {
+			// The target stream's first window, from the connection's
+			// budget; removal gives it back whether or not an attempt opens.
+			st.respGrant = upstream.StreamWindowFloor
+			sc.respGranted += st.respGrant
+		}
 		sc.w.Unlock()
 		t.Served.Add(1)
 		if err = a.start(end, sc.batch); err == nil {
@@ -218,11 +222,6 @@ func (sc *serverConn) forward(st *stream, g *targetgroup.Group, end bool) {
 	}
 	if err != nil {
 		st.cur = nil
-	} else {
-		sc.w.Lock()
-		st.respGrant = upstream.StreamWindowFloor
-		sc.respGranted += st.respGrant
-		sc.w.Unlock()
 	}
 	st.reqMu.Unlock()
 	if err != nil {
@@ -597,11 +596,14 @@ func (sc *serverConn) checkStall(mark int64) {
 	sc.w.Unlock()
 	sc.w.Kick()
 	sc.srv.opts.Log.Info("closing a client connection that took no response data", "client", sc.clientAddr, "after", sc.srv.opts.Limits.WriteStall)
-	// The client may not read the GOAWAY either: the writer stops at
-	// once, and closing the socket ends the reader, which settles every
-	// stream (closeAll).
-	sc.w.Close()
-	sc.conn.Close()
+	// The writer stops once the GOAWAY is out (closing the socket,
+	// which ends the reader, which settles every stream); a client that
+	// does not read that either is cut off a second later.
+	go func() {
+		if !sc.w.Wait(time.Second) {
+			sc.w.Close()
+		}
+	}()
 }
 
 // targetReset ends the response after the target reset the stream or its

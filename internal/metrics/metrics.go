@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/l7lb/l7lb/internal/upstream"
 )
 
 const namespace = "l7lb"
@@ -109,6 +111,9 @@ func New(opts Options) *Metrics {
 	m.procs = gauge("gomaxprocs", "OS threads running Go code now (GOMAXPROCS); with --procs auto it follows the load.")
 	m.procsChanges = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "gomaxprocs_changes_total", Help: "Times --procs auto changed GOMAXPROCS."})
 	m.procs.Set(float64(goruntime.GOMAXPROCS(0)))
+	targetStalls := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "target_connection_stalls_total",
+		Help: "Target connections given up because the target granted no flow-control window while requests waited."},
+		func() float64 { return float64(upstream.Stalls()) })
 	m.status = newStatusCollector()
 
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info", Help: "Always 1; the labels say which l7lb runs."}, []string{"version", "revision", "goversion"})
@@ -117,7 +122,7 @@ func New(opts Options) *Metrics {
 
 	m.reg.MustRegister(m.requests, m.duration, m.targetDuration, m.received, m.sent,
 		m.conns, m.connsTotal, m.connsRejected, m.handshakes, m.handshakeErrs, m.ejections, m.retries, m.failOpen,
-		m.reloads, m.lastReloadOK, m.lastReloadTime, m.accessDropped, m.accessWritten, m.procs, m.procsChanges, buildInfo, m.status,
+		m.reloads, m.lastReloadOK, m.lastReloadTime, m.accessDropped, m.accessWritten, m.procs, m.procsChanges, targetStalls, buildInfo, m.status,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.series.Store(&map[seriesKey]*series{})
 	m.targets.Store(&map[targetKey]*TargetStats{})

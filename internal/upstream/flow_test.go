@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -111,6 +112,12 @@ func (s *recordingSink) Sent(n int) {
 	s.mu.Lock()
 	s.sent += n
 	s.mu.Unlock()
+}
+
+func (s *recordingSink) sentTotal() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent
 }
 
 func (s *recordingSink) received() int {
@@ -269,3 +276,47 @@ func TestRetiredConnectionCloses(t *testing.T) {
 }
 
 type int64Counter struct{ v atomic.Int64 }
+
+// A target that takes a request's first 64 KiB and never grants more
+// connection window is given up after StallTimeout, even while new
+// requests keep arriving: its streams fail with an error naming the
+// stall, and Stalls counts it.
+func TestStalledTargetGivenUp(t *testing.T) {
+	defer func(d time.Duration) { StallTimeout = d }(StallTimeout)
+	StallTimeout = 300 * time.Millisecond
+	// The raw target never sends WINDOW_UPDATE: the connection window
+	// stays at the protocol's initial 65535 bytes.
+	addr := startRawTarget(t, []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 1 << 30}}, func(*http2.Framer, *hpack.Encoder, *bytes.Buffer, uint32) {})
+	cs := NewConns(addr, false, nil)
+	defer cs.Abort()
+	before := Stalls()
+	sink := newSink()
+	up := new(Stream)
+	if err := cs.Open(up, sink, encodeGRPC, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	up.Data(make([]byte, 100<<10), true, nil) // 35 KiB wait for window
+	// New blocked requests every 50 ms must not postpone the check.
+	for range 20 {
+		s := new(Stream)
+		if err := cs.Open(s, newSink(), encodeGRPC, false, nil); err != nil {
+			break // the stalled connection is gone, as it should be
+		}
+		s.Data(make([]byte, 1024), true, nil)
+		select {
+		case r := <-sink.reset:
+			if r.err == nil || !strings.Contains(r.err.Error(), "granted no flow-control window") {
+				t.Fatalf("stream reset with %v / %v, want the stall named", r.code, r.err)
+			}
+			if Stalls() != before+1 {
+				t.Fatalf("Stalls = %d, want %d", Stalls(), before+1)
+			}
+			if got := sink.sentTotal(); got != 100<<10 {
+				t.Fatalf("sink told of %d request bytes written or dropped, want all %d", got, 100<<10)
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatal("a target granting no window was not given up within 1 s (StallTimeout 300 ms)")
+}

@@ -194,9 +194,6 @@ func (cs *Conns) Abort() {
 	}
 }
 
-// Active is the number of streams in flight to this target.
-func (cs *Conns) Active() int { return int(cs.inFlight.Load()) }
-
 func (cs *Conns) dial() (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
@@ -643,8 +640,6 @@ func (c *Conn) credit(n int64) {
 	}
 	if owed := c.recvOwed.Add(n); owed >= connRecvWindow/4 {
 		c.w.Lock()
-		// Re-read under the lock: owed only grows outside it.
-		owed = c.recvOwed.Load()
 		if c.w.AppendWindowUpdate(0, uint32(owed)) {
 			c.recvOwed.Add(-owed)
 			c.recvWin.Add(owed)
@@ -684,18 +679,15 @@ func (c *Conn) flushBlockedLocked() (afters []func()) {
 	return afters
 }
 
-// watchStallLocked arms the stall timer while streams wait with the
-// connection window at zero; under w's lock.
+// watchStallLocked arms the stall timer, once, while streams wait with
+// the connection window at zero; under w's lock. An armed timer is left
+// alone: re-arming it for each newly blocked stream would postpone the
+// check for as long as requests keep coming.
 func (c *Conn) watchStallLocked() {
-	if len(c.blocked) == 0 || c.sendWin > 0 || c.dead {
+	if len(c.blocked) == 0 || c.sendWin > 0 || c.dead || c.stallTimer != nil {
 		return
 	}
 	mark := c.windowGrows
-	if c.stallTimer == nil {
-		c.stallTimer = time.AfterFunc(StallTimeout, func() { c.checkStall(mark) })
-		return
-	}
-	c.stallTimer.Stop()
 	c.stallTimer = time.AfterFunc(StallTimeout, func() { c.checkStall(mark) })
 }
 
@@ -704,7 +696,11 @@ func (c *Conn) watchStallLocked() {
 // fail with UNAVAILABLE (or are retried where that is safe).
 func (c *Conn) checkStall(mark int64) {
 	c.w.Lock()
+	c.stallTimer = nil
 	stalled := !c.dead && len(c.blocked) > 0 && c.sendWin <= 0 && c.windowGrows == mark
+	if !stalled {
+		c.watchStallLocked() // still waiting, but the target moved: watch again
+	}
 	c.w.Unlock()
 	if stalled {
 		stalls.Add(1)
