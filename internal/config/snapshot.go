@@ -122,7 +122,26 @@ type TargetGroup struct {
 	// RetryPolicy is "" (retry only what never reached a target) or
 	// RetryIdempotentReads.
 	RetryPolicy string `json:"retryPolicy,omitempty"`
+	// Algorithm picks a target per request: AlgorithmRoundRobin (the
+	// default, as on the ALB), AlgorithmLeastOutstanding,
+	// AlgorithmWeightedRandom or l7lb's AlgorithmPeakEWMA.
+	Algorithm Algorithm `json:"algorithm"`
+	// AnomalyMitigation dims targets that answer worse than their peers
+	// (only with AlgorithmWeightedRandom, as on the ALB).
+	AnomalyMitigation bool `json:"anomalyMitigation,omitempty"`
 }
+
+// Algorithm is a target group's balancing algorithm.
+type Algorithm string
+
+// Algorithms: the ALB's load_balancing.algorithm.type values, and l7lb's
+// own (l7lb.io/load-balancing-algorithm).
+const (
+	AlgorithmRoundRobin       Algorithm = "round_robin"
+	AlgorithmLeastOutstanding Algorithm = "least_outstanding_requests"
+	AlgorithmWeightedRandom   Algorithm = "weighted_random"
+	AlgorithmPeakEWMA         Algorithm = "peak_ewma"
+)
 
 // RetryIdempotentReads also retries Milvus's idempotent reads on
 // UNAVAILABLE, within a retry budget (l7lb.io/retry-policy).

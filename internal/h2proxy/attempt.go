@@ -269,7 +269,7 @@ func (a *attempt) Headers(fields []hpack.HeaderField, end bool, b *frameio.Batch
 	if held != nil && end {
 		// Trailers right after held headers (a reply with no message):
 		// the headers, with their :status, go first.
-		a.t.Succeeded()
+		a.t.Succeeded(st.methodSlot)
 		st.forwardHeaders(a, held, false, b)
 	}
 	if first {
@@ -284,7 +284,7 @@ func (a *attempt) Headers(fields []hpack.HeaderField, end bool, b *frameio.Batch
 			sc.w.Unlock()
 			return
 		}
-		a.t.Succeeded()
+		a.t.Succeeded(st.methodSlot)
 	}
 	st.forwardHeaders(a, fields, end, b)
 }
@@ -308,7 +308,7 @@ func (a *attempt) Data(p []byte, end bool, b *frameio.Batch) {
 				return
 			}
 		} else {
-			a.t.Succeeded()
+			a.t.Succeeded(st.methodSlot)
 		}
 		st.forwardHeaders(a, held, false, b)
 	}

@@ -371,12 +371,15 @@ func (sc *serverConn) onReset(f *http2.RSTStreamFrame) error {
 	}
 	st := sc.streams[f.StreamID]
 	now := time.Now()
-	rapid := false
+	rapid, missed := false, false
 	if st != nil {
 		if !st.respDone {
 			st.rpc.Reset, st.rpc.ResetBy = uint32(f.ErrCode), "client"
 		}
 		rapid = !st.respHeaders && now.Sub(st.rpc.Start) < rapidReset
+		// A client gives up at its deadline with a reset: when no answer
+		// had started, that is the target missing it.
+		missed = !st.respHeaders && !st.respDone && !st.deadlineAt.IsZero() && now.After(st.deadlineAt.Add(-deadlineSlack))
 		st.respDone, st.reqDone = true, true
 		sc.removeLocked(st)
 	}
@@ -393,6 +396,9 @@ func (sc *serverConn) onReset(f *http2.RSTStreamFrame) error {
 	if rapid && sc.resets.hit(now) {
 		st.abortUpstream(http2.ErrCodeCancel)
 		return connError{http2.ErrCodeEnhanceYourCalm, "too many streams reset"}
+	}
+	if missed {
+		st.missedDeadline()
 	}
 	st.abortUpstream(f.ErrCode)
 	return nil

@@ -115,7 +115,7 @@ func (e *flowEnv) settled(t *testing.T) {
 			}
 		}
 		for _, tg := range e.group.Targets() {
-			if n := tg.InFlight.Load(); n != 0 {
+			if n := tg.Meter.InFlight(); n != 0 {
 				problem = "target in flight " + strconv.FormatInt(n, 10)
 			}
 			for _, f := range tg.Conns.Flow() {

@@ -37,6 +37,7 @@ type stream struct {
 	attempts   int
 	retrying   bool
 	deadlineAt time.Time
+	methodSlot uint8 // targetgroup.MethodSlot of the path
 
 	// reader
 	recvWin       int64
@@ -163,6 +164,7 @@ func (sc *serverConn) setLastID(id uint32) {
 func (sc *serverConn) forward(st *stream, g *targetgroup.Group, end bool) {
 	st.group = g
 	st.rpc.TargetGroup = g.Name()
+	st.methodSlot = targetgroup.MethodSlot(sc.req.path)
 	g.CountRequest()
 	t, ok := g.Pick()
 	if !ok {
@@ -684,8 +686,30 @@ func (st *stream) releaseRequestLocked(n int) {
 
 // deadline fires when the RPC's grpc-timeout passes.
 func (st *stream) deadline() {
+	st.sc.w.Lock()
+	answered := st.respHeaders
+	st.sc.w.Unlock()
+	if !answered {
+		st.missedDeadline()
+	}
 	st.abortUpstream(http2.ErrCodeCancel)
 	st.fail(codes.DeadlineExceeded, "l7lb: deadline exceeded")
+}
+
+// deadlineSlack is how early before l7lb's own deadline a client's
+// RST_STREAM still counts as the deadline: the client's clock started
+// before the request reached l7lb.
+const deadlineSlack = 50 * time.Millisecond
+
+// missedDeadline tells the target that held the request that its
+// deadline passed with no answer (see Target.MissedDeadline).
+func (st *stream) missedDeadline() {
+	st.reqMu.Lock()
+	a := st.cur
+	st.reqMu.Unlock()
+	if a != nil {
+		a.t.MissedDeadline(st.methodSlot, st.rpc.Start, st.saved.path)
+	}
 }
 
 // fail ends the response with a gRPC status made by l7lb: trailers-only

@@ -25,9 +25,9 @@ func (h *Handler) forwardREST(w http.ResponseWriter, r *http.Request, g *targetg
 	if rec := recordOf(r); rec != nil {
 		rec.Target, rec.TargetStart = target.Addr, time.Now()
 	}
-	target.InFlight.Add(1)
+	target.Meter.Start()
 	target.Served.Add(1)
-	defer target.InFlight.Add(-1)
+	defer target.Meter.Done()
 	if limit := g.Config.MaxMessageBytes; limit > 0 && r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}

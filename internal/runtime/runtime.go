@@ -359,7 +359,7 @@ func (rt *Runtime) Flow() Flow {
 	rt.mu.Unlock()
 	for name, g := range rt.cur.Load().groups {
 		for _, t := range g.Targets() {
-			f.Targets = append(f.Targets, TargetFlow{Group: name, Addr: t.Addr, InFlight: t.InFlight.Load(), Conns: t.Conns.Flow()})
+			f.Targets = append(f.Targets, TargetFlow{Group: name, Addr: t.Addr, InFlight: t.Meter.InFlight(), Conns: t.Conns.Flow()})
 		}
 	}
 	return f

@@ -65,7 +65,7 @@ func (rt *Runtime) Status() Status {
 		}
 		gs := GroupStatus{Name: tg.Name, Protocol: string(tg.Protocol), ProtocolVersion: string(tg.ProtocolVersion)}
 		for _, t := range g.Targets() {
-			ts := TargetStatus{Address: t.Addr, InFlight: t.InFlight.Load(), Served: t.Served.Load()}
+			ts := TargetStatus{Address: t.Addr, InFlight: t.Meter.InFlight(), Served: t.Served.Load()}
 			ts.State, ts.Reason, ts.Since = t.State()
 			gs.Targets = append(gs.Targets, ts)
 		}

@@ -13,7 +13,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/l7lb/l7lb/internal/balance/anomaly"
+	"github.com/l7lb/l7lb/internal/balance/leastrequest"
+	"github.com/l7lb/l7lb/internal/balance/load"
+	"github.com/l7lb/l7lb/internal/balance/peakewma"
 	"github.com/l7lb/l7lb/internal/balance/roundrobin"
+	"github.com/l7lb/l7lb/internal/balance/weightedrandom"
 	"github.com/l7lb/l7lb/internal/config"
 	"github.com/l7lb/l7lb/internal/discovery/dns"
 	"github.com/l7lb/l7lb/internal/health"
@@ -23,14 +28,44 @@ import (
 // targetSet is replaced whole whenever targets or their health change, so
 // readers never see a half-updated set and Pick takes no lock.
 type targetSet struct {
-	all    []*Target // registered and draining targets
-	picker *roundrobin.Picker[*Target]
+	all []*Target // registered and draining targets
+	// picked are the targets the picker chooses from, meters their loads.
+	picked []*Target
+	meters []*load.Meter
+	picker picker
 	// failOpen is set when no target is healthy and the picker holds
 	// every registered target, as the ALB does.
 	failOpen bool
 	// settled: some healthy target is past its slow start, so newer ones
 	// ramp up (the ALB only ramps when one such target exists).
 	settled bool
+}
+
+// picker is what every balancing algorithm offers (internal/balance).
+type picker interface {
+	Pick() (*Target, bool)
+	Len() int
+}
+
+// newPicker builds the group's algorithm over targets.
+func newPicker(a config.Algorithm, targets []*Target, meters []*load.Meter) picker {
+	switch a {
+	case config.AlgorithmLeastOutstanding:
+		return leastrequest.New(targets, meters)
+	case config.AlgorithmWeightedRandom:
+		return weightedrandom.New(targets, meters)
+	case config.AlgorithmPeakEWMA:
+		return peakewma.New(targets, meters)
+	}
+	return roundrobin.New(targets)
+}
+
+// Algorithm is the group's balancing algorithm.
+func (g *Group) Algorithm() config.Algorithm {
+	if g.Config.Algorithm == "" {
+		return config.AlgorithmRoundRobin
+	}
+	return g.Config.Algorithm
 }
 
 // Events hears about what health does to targets (the metrics).
@@ -92,6 +127,13 @@ func NewSuccessor(prev *Group, cfg config.TargetGroup, log *slog.Logger, events 
 		prev.mu.Unlock()
 	}
 	g.SetEndpoints(cfg.Endpoints)
+	if cfg.AnomalyMitigation {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			g.mitigate(ctx)
+		}()
+	}
 	if cfg.DNS != nil {
 		g.wg.Add(1)
 		go func() {
@@ -151,7 +193,8 @@ func (g *Group) SetEndpoints(eps []config.Endpoint) {
 
 func (g *Group) newTargetLocked(addr string, ep config.Endpoint) *Target {
 	t := &Target{Addr: addr, Endpoint: ep, g: g}
-	t.Conns = upstream.NewConns(addr, g.Config.Protocol == config.ProtocolHTTPS, &t.InFlight)
+	t.Conns = upstream.NewConns(addr, g.Config.Protocol == config.ProtocolHTTPS, &t.Meter)
+	t.Conns.OnHang = t.Hung
 	ctx, cancel := context.WithCancel(g.ctx)
 	t.stop = cancel
 	if old := g.inherit[addr]; old != nil {
@@ -198,11 +241,11 @@ func (g *Group) startDrainLocked(t *Target) {
 		t.Conns.Close() // no new streams; closes as the last one ends
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
-		for t.InFlight.Load() > 0 {
+		for t.Meter.InFlight() > 0 {
 			select {
 			case <-ctx.Done():
 				if g.ctx.Err() == nil && ctx.Err() == context.DeadlineExceeded {
-					g.log.Warn("deregistration delay over; closing the target's connections", "target", t.Addr, "inFlight", t.InFlight.Load())
+					g.log.Warn("deregistration delay over; closing the target's connections", "target", t.Addr, "inFlight", t.Meter.InFlight())
 					t.Conns.Abort()
 				}
 				g.finishDrain(t)
@@ -280,8 +323,29 @@ func (g *Group) rebuildLocked() {
 			}()
 		}
 	}
-	next.picker = roundrobin.New(healthy)
+	next.picked = healthy
+	next.meters = make([]*load.Meter, len(healthy))
+	for i, t := range healthy {
+		next.meters[i] = &t.Meter
+	}
+	next.picker = newPicker(g.Algorithm(), healthy, next.meters)
 	g.set.Store(next)
+}
+
+// mitigate runs anomaly mitigation over the targets in rotation, one
+// period at a time, until ctx ends.
+func (g *Group) mitigate(ctx context.Context) {
+	var d anomaly.Detector
+	tick := time.NewTicker(anomaly.Period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			d.Tick(g.set.Load().meters)
+		}
+	}
 }
 
 // CountRequest earns the retry budget a fifth of a retry: retries add at
@@ -325,19 +389,25 @@ func (g *Group) Pick() (*Target, bool) {
 }
 
 // PickOther chooses a target other than avoid (for a retry), falling back
-// to avoid itself only when it is the only one.
+// to avoid itself only when it is the only one. The algorithm gets a few
+// tries (a load-based one may well prefer avoid again, since a failure
+// ended its request), then a random other target stands.
 func (g *Group) PickOther(avoid *Target) (*Target, bool) {
-	p := g.set.Load().picker
-	for i := 0; i < p.Len(); i++ {
-		t, ok := p.Pick()
-		if !ok {
-			return nil, false
-		}
-		if t != avoid {
+	s := g.set.Load()
+	n := len(s.picked)
+	if n < 2 {
+		return s.picker.Pick()
+	}
+	for i := 0; i < 3; i++ {
+		if t, ok := s.picker.Pick(); ok && t != avoid {
 			return t, true
 		}
 	}
-	return p.Pick()
+	i := rand.IntN(n)
+	if s.picked[i] == avoid {
+		i = (i + 1 + rand.IntN(n-1)) % n
+	}
+	return s.picked[i], true
 }
 
 // Events is where the group reports health events.

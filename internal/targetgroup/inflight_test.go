@@ -100,7 +100,7 @@ func TestInFlightFollowsTargetStreams(t *testing.T) {
 	if err := tgt.Conns.Open(new(upstream.Stream), sink, encode, true, nil); err != nil {
 		t.Fatal(err)
 	}
-	if n := tgt.InFlight.Load(); n != 1 {
+	if n := tgt.Meter.InFlight(); n != 1 {
 		t.Fatalf("InFlight = %d with one stream open, want 1", n)
 	}
 	g.SetEndpoints(nil) // the target starts draining
@@ -123,7 +123,7 @@ func TestInFlightFollowsTargetStreams(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the target's reset never reached the sink")
 	}
-	if n := tgt.InFlight.Load(); n != 0 {
+	if n := tgt.Meter.InFlight(); n != 0 {
 		t.Fatalf("InFlight = %d after the target reset the stream, want 0", n)
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -1,11 +1,13 @@
 package targetgroup
 
 import (
+	"hash/maphash"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/l7lb/l7lb/internal/balance/load"
 	"github.com/l7lb/l7lb/internal/config"
 	"github.com/l7lb/l7lb/internal/health"
 	"github.com/l7lb/l7lb/internal/upstream"
@@ -42,8 +44,10 @@ type Target struct {
 	// Addr is "host:port", ready to dial.
 	Addr     string
 	Endpoint config.Endpoint
-	// InFlight counts requests currently forwarded to this target.
-	InFlight atomic.Int64
+	// Meter is the target's load: requests in flight (from when the
+	// request is sent until the target's reply ends), latency, outcomes
+	// and weight.
+	Meter load.Meter
 	// Served counts requests forwarded to this target.
 	Served atomic.Uint64
 	// Conns are the multiplexed HTTP/2 connections that the data plane
@@ -59,8 +63,12 @@ type Target struct {
 	// Under g.mu:
 	okRun, failRun int // consecutive active results
 	passiveFails   atomic.Int32
-	ejections      int
-	ejectedUntil   time.Time
+	// answeredAt is when the target last answered a method, by
+	// MethodSlot (unix nanoseconds): a deadline missed here counts
+	// against the target only when the method was answered elsewhere.
+	answeredAt   [methodSlots]atomic.Int64
+	ejections    int
+	ejectedUntil time.Time
 }
 
 // State reports the target's state (ALB names), the reason with what was
@@ -128,21 +136,85 @@ func (t *Target) activeResult(r health.Result) {
 	}
 }
 
-// Succeeded reports a request the target answered (passive health).
-func (t *Target) Succeeded() {
+// methodSlots is the size of the per-target table of when each method
+// was last answered; methods share a slot by hash, which only makes the
+// deadline rule a little more willing to count a miss.
+const methodSlots = 64
+
+var methodSeed = maphash.MakeSeed()
+
+// MethodSlot is the slot of a request path ("/package.Service/Method") in
+// the per-target table of answered methods.
+func MethodSlot(path string) uint8 { return uint8(maphash.String(methodSeed, path) % methodSlots) }
+
+// Succeeded reports a request the target answered (passive health), for
+// a method of the given slot.
+func (t *Target) Succeeded(slot uint8) {
 	if t.passiveFails.Load() != 0 {
 		t.passiveFails.Store(0)
 	}
+	// A store only when the slot's time is stale, so that busy targets do
+	// not bounce its cache line between cores on every answer.
+	now := time.Now().UnixNano()
+	at := &t.answeredAt[slot%methodSlots]
+	if now-at.Load() > int64(10*time.Millisecond) {
+		at.Store(now)
+	}
+	if t.g.Config.AnomalyMitigation {
+		t.Meter.Answered()
+	}
+}
+
+// MissedDeadline reports a request that reached its deadline at t with no
+// answer started. It counts as a failure of the target (a local-origin
+// failure, as Envoy calls them) only when another target of the group
+// answered the same method since the request started: then the target,
+// not the method or the deadline, is what was slow.
+//
+// A target that answered the method itself since then is not counted
+// either: a deadline shorter than the method's usual time fails on every
+// target alike, and must not eject them one after another.
+func (t *Target) MissedDeadline(slot uint8, started time.Time, method string) {
+	since := started.UnixNano()
+	if t.answeredAt[slot%methodSlots].Load() > since {
+		return
+	}
+	for _, o := range t.g.set.Load().all {
+		if o != t && o.answeredAt[slot%methodSlots].Load() > since {
+			t.Failed("deadline exceeded on " + method + " while other targets answered it")
+			return
+		}
+	}
+}
+
+// Hung reports that the target answered nothing, not even a PING, while
+// it held requests (upstream.Conns.OnHang): it is ejected at once, within
+// the limit of half the group, instead of after ejectAfter failures that
+// a hung target would take a whole deadline to produce.
+func (t *Target) Hung(err error) {
+	if t.g.Config.AnomalyMitigation {
+		t.Meter.Failed()
+	}
+	t.eject(err.Error())
 }
 
 // Failed reports a request that failed because of the target: its
-// connection failed, it reset the stream before answering, or it answered
-// ServiceNotReady. Enough in a row eject it for a while; it comes back
-// through the active checks.
+// connection failed, it reset the stream before answering, it answered
+// ServiceNotReady, or it missed a deadline that its peers met. Enough in
+// a row eject it for a while; it comes back through the active checks.
 func (t *Target) Failed(why string) {
+	if t.g.Config.AnomalyMitigation {
+		t.Meter.Failed()
+	}
 	if t.passiveFails.Add(1) < ejectAfter {
 		return
 	}
+	t.eject(why)
+}
+
+// eject takes a healthy target out of rotation for a back-off that
+// doubles with each ejection in a row.
+func (t *Target) eject(why string) {
 	g := t.g
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -7,13 +7,13 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/l7lb/l7lb/internal/balance/load"
 	"github.com/l7lb/l7lb/internal/frameio"
 )
 
@@ -152,8 +152,8 @@ func TestConnWindowCreditedOnArrival(t *testing.T) {
 		writeHeaders(fr, enc, hbuf, id, false, ":status", "200")
 		fr.WriteData(id, false, make([]byte, StreamWindowFloor)) // all the stream window allows
 	})
-	var inFlight = new(int64Counter)
-	cs := NewConns(addr, false, &inFlight.v)
+	var inFlight = new(load.Meter)
+	cs := NewConns(addr, false, inFlight)
 	defer cs.Abort()
 	const streams = 1500 // 1500 x 16 KiB = 23 MiB > the 16 MiB connection window
 	sinks := make([]*recordingSink, streams)
@@ -175,7 +175,7 @@ func TestConnWindowCreditedOnArrival(t *testing.T) {
 		waitFor(t, "the last streams' windows to fill", func() bool { return sinks[j].received() == StreamWindowFloor })
 		ups[j].Cancel(http2.ErrCodeCancel)
 	}
-	waitFor(t, "no request in flight", func() bool { return inFlight.v.Load() == 0 })
+	waitFor(t, "no request in flight", func() bool { return inFlight.InFlight() == 0 })
 	for _, f := range cs.Flow() {
 		if f.Streams != 0 || f.RecvWindow != f.RecvWindowInitial {
 			t.Fatalf("connection after all streams ended: %+v; want no stream and the whole receive window", f)
@@ -250,8 +250,8 @@ func TestRetiredConnectionCloses(t *testing.T) {
 			writeHeaders(fr, enc, hbuf, id, true, ":status", "200", "grpc-status", "0")
 		}()
 	})
-	var inFlight = new(int64Counter)
-	cs := NewConns(addr, false, &inFlight.v)
+	var inFlight = new(load.Meter)
+	cs := NewConns(addr, false, inFlight)
 	defer cs.Abort()
 	first := new(Stream)
 	if err := cs.Open(first, newSink(), encodeGRPC, true, nil); err != nil {
@@ -271,11 +271,9 @@ func TestRetiredConnectionCloses(t *testing.T) {
 		t.Fatalf("%d connections, want 2", n)
 	}
 	close(release)
-	waitFor(t, "both streams to end", func() bool { return inFlight.v.Load() == 0 })
+	waitFor(t, "both streams to end", func() bool { return inFlight.InFlight() == 0 })
 	waitFor(t, "the retired connection to close", func() bool { return len(cs.Flow()) == 1 })
 }
-
-type int64Counter struct{ v atomic.Int64 }
 
 // A target that takes a request's first 64 KiB and never grants more
 // connection window is given up after StallTimeout, even while new

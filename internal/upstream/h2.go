@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/l7lb/l7lb/internal/balance/load"
 	"github.com/l7lb/l7lb/internal/frameio"
 	"github.com/l7lb/l7lb/internal/sockio"
 )
@@ -47,6 +48,34 @@ var stalls atomic.Uint64
 // target granted no window for StallTimeout while requests waited.
 func Stalls() uint64 { return stalls.Load() }
 
+// Liveness. A frozen target process (SIGSTOP, a stop-the-world pause, a
+// wedged event loop) still has its TCP connections accepted and
+// acknowledged by the kernel: nothing fails, answers just stop coming. A
+// connection that holds requests and has read nothing for HangProbeAfter
+// sends a PING; if nothing at all arrives within HangTimeout of it, the
+// target is reported hung (Conns.OnHang), about a second after it froze.
+// Its streams are left to finish or time out: a pause that ends in time
+// costs no RPC. A connection hung for StallTimeout is given up.
+//
+// gRPC servers count PINGs that come while they send nothing as strikes
+// and close connections that collect three (grpc-go's keepalive
+// enforcement), so a connection sends one PING per silent spell: another
+// only after the target has sent HEADERS or DATA since.
+var (
+	HangProbeAfter = 200 * time.Millisecond
+	HangTimeout    = 600 * time.Millisecond
+)
+
+// livenessPing is the payload of liveness PINGs.
+var livenessPing = [8]byte{'l', '7', 'l', 'b', 'l', 'i', 'v', 'e'}
+
+// hangs counts targets reported hung.
+var hangs atomic.Uint64
+
+// Hangs reports how many times a target connection held requests and
+// answered nothing, not even a PING, for HangTimeout.
+func Hangs() uint64 { return hangs.Load() }
+
 // Sink receives what a target sends on one stream. Calls come from the
 // connection's reader goroutine, one at a time, and must not block: a
 // Sink copies or forwards what it gets.
@@ -74,10 +103,16 @@ type Sink interface {
 // away. A Conns is safe for concurrent use; Open is lock-free on the
 // common path.
 type Conns struct {
-	addr     string
-	secure   bool
-	dialer   *net.Dialer
-	inFlight *atomic.Int64
+	addr   string
+	secure bool
+	dialer *net.Dialer
+	meter  *load.Meter
+
+	// OnHang, when set, hears that a connection to the target held
+	// requests and answered nothing, not even a PING, for HangTimeout.
+	// It is called from a timer goroutine, with no lock held. Set it
+	// before the first Open.
+	OnHang func(err error)
 
 	cur    atomic.Pointer[Conn]
 	mu     sync.Mutex // slow path: replacing cur
@@ -86,14 +121,15 @@ type Conns struct {
 }
 
 // NewConns prepares connections to addr (h2c, or h2 over TLS when
-// secure). inFlight, when not nil, counts the streams the target holds:
-// one from the request's HEADERS until the stream ends on both sides or
-// is reset, whichever way that happens.
-func NewConns(addr string, secure bool, inFlight *atomic.Int64) *Conns {
-	if inFlight == nil {
-		inFlight = new(atomic.Int64)
+// secure). meter, when not nil, hears the target's load: a request in
+// flight from its HEADERS until the stream ends on both sides or is
+// reset, whichever way that happens, and the time from the HEADERS to
+// the first response HEADERS.
+func NewConns(addr string, secure bool, meter *load.Meter) *Conns {
+	if meter == nil {
+		meter = new(load.Meter)
 	}
-	return &Conns{addr: addr, secure: secure, inFlight: inFlight, dialer: &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}, all: map[*Conn]struct{}{}}
+	return &Conns{addr: addr, secure: secure, meter: meter, dialer: &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}, all: map[*Conn]struct{}{}}
 }
 
 // Addr is the target address.
@@ -237,6 +273,7 @@ type Conn struct {
 	dead        bool
 	windowGrows int64       // connection WINDOW_UPDATEs received (stall check)
 	stallTimer  *time.Timer // armed while streams wait for connection window
+	live        liveness
 
 	// recvWin is what the target may still send on the connection and
 	// recvOwed what l7lb took off it and has not credited back yet; they
@@ -244,9 +281,24 @@ type Conn struct {
 	recvWin  atomic.Int64
 	recvOwed atomic.Int64
 
+	// framesRead and answersRead (HEADERS and DATA) count what the
+	// reader took from the target; it publishes them before it blocks.
+	framesRead, answersRead atomic.Uint64
+
 	// reader goroutine
 	rbuf  *bufio.Reader
 	batch *frameio.Batch
+}
+
+// liveness is a connection's hang watch; under w's lock.
+type liveness struct {
+	timer       *time.Timer // armed while the connection holds streams
+	frames      uint64      // framesRead at the last look
+	pinged      bool        // a PING went out since the last frame arrived
+	pingAt      time.Time
+	answersPing uint64 // answersRead when the last PING went out
+	everPinged  bool
+	hung        bool
 }
 
 func newConn(cs *Conns) *Conn {
@@ -286,10 +338,14 @@ func (c *Conn) open(s *Stream, sink Sink, encode HeaderEncoder, end bool, b *fra
 		c.w.Unlock()
 		return false
 	}
-	*s = Stream{c: c, id: c.nextID, sink: sink, sendWin: c.initSendWin, endSent: end, recvWin: StreamWindowFloor}
+	*s = Stream{c: c, id: c.nextID, sink: sink, sendWin: c.initSendWin, endSent: end, recvWin: StreamWindowFloor, start: time.Now()}
 	c.nextID += 2
 	c.streams[s.id] = s
-	c.cs.inFlight.Add(1)
+	c.cs.meter.Start()
+	if c.live.timer == nil {
+		c.live.frames = c.framesRead.Load()
+		c.live.timer = time.AfterFunc(HangProbeAfter, c.checkLive)
+	}
 	encode(s, c.w)
 	c.w.AppendHeaders(s.id, end)
 	c.w.Unlock()
@@ -308,7 +364,7 @@ func (c *Conn) endLocked(s *Stream) (after func()) {
 	}
 	s.done = true
 	delete(c.streams, s.id)
-	c.cs.inFlight.Add(-1)
+	c.cs.meter.Done()
 	dropped := len(s.pending)
 	s.pending, s.pendingEnd = nil, false
 	// A blocked stream stays in c.blocked until the next flush skips it.
@@ -360,6 +416,9 @@ func (c *Conn) fail(err error, refused bool) {
 	if c.stallTimer != nil {
 		c.stallTimer.Stop()
 	}
+	if c.live.timer != nil {
+		c.live.timer.Stop()
+	}
 	c.w.Unlock()
 	c.w.Close()
 	c.cs.forget(c)
@@ -377,14 +436,19 @@ func (c *Conn) read(nc net.Conn) {
 	c.batch = &frameio.Batch{}
 	defer c.batch.Flush()
 	frames := frameio.NewReader(c.rbuf, 1<<24, 1<<20)
+	var nFrames, nAnswers uint64
 	for {
 		if c.rbuf.Buffered() == 0 {
 			c.batch.Flush() // about to block: wake the writers we fed
+			c.framesRead.Store(nFrames)
+			c.answersRead.Store(nAnswers)
 		}
 		kind, f, err := frames.Next()
+		nFrames++
 		if err == nil {
 			switch kind {
 			case frameio.HeaderBlock:
+				nAnswers++
 				err = c.headerBlock(frames.Headers)
 			case frameio.WindowUpdateFrame:
 				err = c.windowUpdate(frames.Window)
@@ -399,6 +463,9 @@ func (c *Conn) read(nc net.Conn) {
 					}
 				}
 			case frameio.OtherFrame:
+				if _, ok := f.(*http2.DataFrame); ok {
+					nAnswers++
+				}
 				err = c.handle(f)
 			}
 		}
@@ -418,6 +485,10 @@ func (c *Conn) headerBlock(hr *frameio.HeaderReader) error {
 	}
 	if s := c.stream(hr.StreamID); s != nil {
 		end := hr.EndStream
+		if !s.answered {
+			s.answered = true
+			c.cs.meter.Observe(time.Since(s.start))
+		}
 		s.sink.Headers(hr.Fields(), end, c.batch)
 		if end {
 			c.endRecv(s)
@@ -708,6 +779,52 @@ func (c *Conn) checkStall(mark int64) {
 	}
 }
 
+// checkLive is the hang watch's tick (see HangProbeAfter). It re-arms
+// itself while the connection holds streams.
+func (c *Conn) checkLive() {
+	c.w.Lock()
+	l := &c.live
+	if c.dead || len(c.streams) == 0 {
+		l.timer, l.pinged, l.hung = nil, false, false
+		c.w.Unlock()
+		return
+	}
+	var hungErr, giveUp error
+	kick := false
+	now := time.Now()
+	switch frames := c.framesRead.Load(); {
+	case frames != l.frames:
+		// The target sent something: alive.
+		l.frames, l.pinged, l.hung = frames, false, false
+	case !l.pinged:
+		if answers := c.answersRead.Load(); !l.everPinged || answers != l.answersPing {
+			if c.w.AppendPing(false, livenessPing) {
+				l.pinged, l.everPinged, l.pingAt, l.answersPing = true, true, now, answers
+				kick = true
+			}
+		}
+	case !l.hung && now.Sub(l.pingAt) >= HangTimeout:
+		l.hung = true
+		hungErr = fmt.Errorf("target %s answered nothing, not even a PING, for %v while it held %d requests", c.cs.addr, now.Sub(l.pingAt).Round(time.Millisecond), len(c.streams))
+	case l.hung && now.Sub(l.pingAt) >= StallTimeout:
+		giveUp = fmt.Errorf("target %s answered nothing for %v while it held requests", c.cs.addr, StallTimeout)
+	}
+	l.timer = time.AfterFunc(HangProbeAfter, c.checkLive)
+	c.w.Unlock()
+	if kick {
+		c.w.Kick()
+	}
+	if hungErr != nil {
+		hangs.Add(1)
+		if f := c.cs.OnHang; f != nil {
+			f(hungErr)
+		}
+	}
+	if giveUp != nil {
+		c.fail(giveUp, false)
+	}
+}
+
 // Stream is the target side of one forwarded request.
 type Stream struct {
 	c    *Conn
@@ -722,6 +839,9 @@ type Stream struct {
 	endSent    bool
 	recvEnded  bool
 	done       bool
+	start      time.Time // when its HEADERS were queued
+
+	answered bool // reader goroutine: response HEADERS seen (latency taken)
 }
 
 // ID is the stream's identifier on its connection.

@@ -37,7 +37,7 @@ var (
 	ingressHonoured = append([]string{annScheme, annListenPorts, annCertificateARN, annLBAttributes, annGroupName, annGroupOrder,
 		annBackendProtocol, annBackendProtocolVersion, annTargetType, annMaxMessageBytes}, tgRawAnnotations...)
 	serviceHonoured = append([]string{annBackendProtocol, annBackendProtocolVersion, annTargetType, annMaxMessageBytes}, tgRawAnnotations...)
-	l7lbKnown       = []string{annMaxMessageBytes, annRetryPolicy}
+	l7lbKnown       = []string{annMaxMessageBytes, annRetryPolicy, annAlgorithm}
 )
 
 // annotated is an object's annotations with a way to locate each of them.

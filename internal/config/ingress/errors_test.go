@@ -96,6 +96,36 @@ func TestProblems(t *testing.T) {
 			want: []string{"bad.yaml:8:", "annotation l7lb.io/retry-policy", `"always"`, "idempotent-reads or none"},
 		},
 		{
+			name: "unknown algorithm",
+			yaml: ingressWith("lb", ipTarget, "alb.ingress.kubernetes.io/target-group-attributes: load_balancing.algorithm.type=least_conn"),
+			want: []string{"bad.yaml:8:", "target-group-attributes", `"least_conn"`, "round_robin, least_outstanding_requests or weighted_random"},
+		},
+		{
+			name: "anomaly mitigation without weighted_random",
+			yaml: ingressWith("lb", ipTarget, "alb.ingress.kubernetes.io/target-group-attributes: load_balancing.algorithm.type=least_outstanding_requests,load_balancing.algorithm.anomaly_mitigation=on"),
+			want: []string{"bad.yaml:8:", "anomaly_mitigation=on needs load_balancing.algorithm.type=weighted_random"},
+		},
+		{
+			name: "bad anomaly mitigation value",
+			yaml: ingressWith("lb", ipTarget, "alb.ingress.kubernetes.io/target-group-attributes: load_balancing.algorithm.type=weighted_random,load_balancing.algorithm.anomaly_mitigation=yes"),
+			want: []string{"bad.yaml:8:", `anomaly_mitigation="yes"`, "on or off"},
+		},
+		{
+			name: "slow start with least outstanding requests",
+			yaml: ingressWith("lb", ipTarget, "alb.ingress.kubernetes.io/target-group-attributes: load_balancing.algorithm.type=least_outstanding_requests,slow_start.duration_seconds=60"),
+			want: []string{"bad.yaml:8:", "slow_start.duration_seconds cannot be combined with load_balancing.algorithm.type=least_outstanding_requests"},
+		},
+		{
+			name: "unknown l7lb algorithm",
+			yaml: ingressWith("lb", ipTarget, "l7lb.io/load-balancing-algorithm: ewma"),
+			want: []string{"bad.yaml:8:", "annotation l7lb.io/load-balancing-algorithm", `"ewma"`, "expected peak_ewma"},
+		},
+		{
+			name: "l7lb algorithm with slow start",
+			yaml: ingressWith("lb", ipTarget, "alb.ingress.kubernetes.io/target-group-attributes: slow_start.duration_seconds=60", "l7lb.io/load-balancing-algorithm: peak_ewma"),
+			want: []string{"bad.yaml:9:", "peak_ewma cannot be combined with slow_start.duration_seconds"},
+		},
+		{
 			name: "malformed YAML",
 			yaml: "apiVersion: v1\nkind: Service\nmetadata:\n  name: [oops\n",
 			want: []string{"bad.yaml:4: invalid YAML:"},

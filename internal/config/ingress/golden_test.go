@@ -39,6 +39,7 @@ var goldenCases = []struct {
 	{name: "service-override", files: []string{"service-override.yaml"}},
 	{name: "unknown-annotations", files: []string{"unknown-annotations.yaml"}},
 	{name: "ingressclass", files: []string{"ingressclass.yaml"}},
+	{name: "algorithms", files: []string{"algorithms.yaml"}},
 }
 
 func flagOpts(values ...string) func(t *testing.T) Options {

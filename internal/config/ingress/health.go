@@ -24,12 +24,13 @@ const (
 	annTGAttributes      = albPrefix + "target-group-attributes"
 	annLBAttributes      = albPrefix + "load-balancer-attributes"
 	annRetryPolicy       = l7lbPrefix + "retry-policy"
+	annAlgorithm         = l7lbPrefix + "load-balancing-algorithm"
 )
 
 // tgRawAnnotations are read per layer (Ingress, then Service) and parsed
 // once merged, so a problem is reported where the winning value is.
 var tgRawAnnotations = []string{annHCProtocol, annHCPort, annHCPath, annHCInterval, annHCTimeout,
-	annHealthyThreshold, annUnhealthyThreshol, annSuccessCodes, annTGAttributes, annRetryPolicy}
+	annHealthyThreshold, annUnhealthyThreshol, annSuccessCodes, annTGAttributes, annRetryPolicy, annAlgorithm}
 
 // grpcHealthCheck is l7lb's default check for GRPC target groups.
 const grpcHealthCheck = "/grpc.health.v1.Health/Check"
@@ -156,12 +157,50 @@ func (t *translator) parseTargetGroupExtras(tg *config.TargetGroup, raw map[stri
 				}
 				tg.SlowStart = time.Duration(n) * time.Second
 			case "load_balancing.algorithm.type":
-				if val != "round_robin" {
-					t.warn(from[annTGAttributes], annTGAttributes, "%s=%s not yet honoured by l7lb; using round_robin", k, val)
+				switch a := config.Algorithm(val); a {
+				case config.AlgorithmRoundRobin, config.AlgorithmLeastOutstanding, config.AlgorithmWeightedRandom:
+					tg.Algorithm = a
+				default:
+					bad(annTGAttributes, "%s=%q; expected round_robin, least_outstanding_requests or weighted_random", k, val)
+				}
+			case "load_balancing.algorithm.anomaly_mitigation":
+				switch val {
+				case "on":
+					tg.AnomalyMitigation = true
+				case "off":
+				default:
+					bad(annTGAttributes, "%s=%q; expected on or off", k, val)
 				}
 			default:
 				t.warn(from[annTGAttributes], annTGAttributes, "attribute %s not yet honoured by l7lb; ignored", k)
 			}
+		}
+	}
+	if tg.Algorithm == "" {
+		tg.Algorithm = config.AlgorithmRoundRobin
+	}
+	// The ALB refuses these combinations; so does l7lb, rather than
+	// guess which setting the author meant.
+	if tg.AnomalyMitigation && tg.Algorithm != config.AlgorithmWeightedRandom {
+		bad(annTGAttributes, "load_balancing.algorithm.anomaly_mitigation=on needs load_balancing.algorithm.type=weighted_random (it is %s)", tg.Algorithm)
+	}
+	if tg.SlowStart > 0 && (tg.Algorithm == config.AlgorithmLeastOutstanding || tg.Algorithm == config.AlgorithmWeightedRandom) {
+		bad(annTGAttributes, "slow_start.duration_seconds cannot be combined with load_balancing.algorithm.type=%s (the ALB refuses it too)", tg.Algorithm)
+	}
+	if v, ok := raw[annAlgorithm]; ok {
+		// l7lb's own choice overrides the ALB attribute: an Ingress can
+		// name both, so that the ALB and l7lb each get the best they have.
+		switch a := config.Algorithm(v); a {
+		case config.AlgorithmPeakEWMA, config.AlgorithmRoundRobin, config.AlgorithmLeastOutstanding, config.AlgorithmWeightedRandom:
+			if tg.SlowStart > 0 && a != config.AlgorithmRoundRobin {
+				bad(annAlgorithm, "%s cannot be combined with slow_start.duration_seconds; slow start needs round_robin", a)
+			}
+			if tg.AnomalyMitigation && a != config.AlgorithmWeightedRandom {
+				bad(annAlgorithm, "%s cannot be combined with load_balancing.algorithm.anomaly_mitigation=on, which needs weighted_random", a)
+			}
+			tg.Algorithm = a
+		default:
+			bad(annAlgorithm, "invalid value %q; expected peak_ewma, least_outstanding_requests, weighted_random or round_robin", v)
 		}
 	}
 	if v, ok := raw[annRetryPolicy]; ok {

@@ -146,6 +146,8 @@ func (t *translator) checkSameSettings(e *tgEntry, tg config.TargetGroup, m *ing
 	add("deregistration delay", e.tg.DeregistrationDelay, tg.DeregistrationDelay)
 	add("slow start", e.tg.SlowStart, tg.SlowStart)
 	add("retry policy", e.tg.RetryPolicy, tg.RetryPolicy)
+	add("algorithm", e.tg.Algorithm, tg.Algorithm)
+	add("anomaly mitigation", e.tg.AnomalyMitigation, tg.AnomalyMitigation)
 	if len(diffs) == 0 {
 		return
 	}
