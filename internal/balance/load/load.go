@@ -120,7 +120,14 @@ const penalty = math.MaxFloat64 / 4
 // updated, times the requests it would then hold. The decay is what
 // gives a target that got too slow to be picked a new chance after a
 // while: the average of an idle target falls toward zero.
-func (m *Meter) Cost() float64 {
+func (m *Meter) Cost() float64 { return m.CostAt(Now()) }
+
+// Now is the meters' clock, for CostAt: a picker that compares several
+// targets reads it once.
+func Now() uint32 { return nowMillis() }
+
+// CostAt is Cost at a time read from Now.
+func (m *Meter) CostAt(now uint32) float64 {
 	avg, at := unpack(m.latency.Load())
 	n := float64(m.inFlight.Load()) + 1
 	if avg == 0 {
@@ -129,7 +136,7 @@ func (m *Meter) Cost() float64 {
 		}
 		return 0
 	}
-	return float64(avg) * decay(nowMillis()-at) * n
+	return float64(avg) * decay(now-at) * n
 }
 
 // Answered counts a request the target answered.

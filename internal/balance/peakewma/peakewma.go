@@ -38,8 +38,10 @@ func (p *Picker[T]) Pick() (item T, ok bool) {
 	if i < 0 {
 		return item, false
 	}
-	if two && p.meters[j].Cost() < p.meters[i].Cost() {
-		i = j
+	if two {
+		if now := load.Now(); p.meters[j].CostAt(now) < p.meters[i].CostAt(now) {
+			i = j
+		}
 	}
 	return p.items[i], true
 }

@@ -1,0 +1,114 @@
+package load
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+func TestObservePeakAndDecay(t *testing.T) {
+	var m Meter
+	if _, ok := m.Latency(); ok {
+		t.Fatal("a new meter claims a latency")
+	}
+	m.Observe(2 * time.Millisecond)
+	if d, _ := m.Latency(); d != 2*time.Millisecond {
+		t.Fatalf("first observation: %v, want 2ms", d)
+	}
+	// A higher latency replaces the average at once (the peak).
+	m.Observe(20 * time.Millisecond)
+	if d, _ := m.Latency(); d != 20*time.Millisecond {
+		t.Fatalf("after a peak: %v, want 20ms", d)
+	}
+	// A lower one in the same millisecond moves it little or not at all:
+	// the average follows time, not the number of requests.
+	for i := 0; i < 1000; i++ {
+		m.Observe(time.Millisecond)
+	}
+	if d, _ := m.Latency(); d < 15*time.Millisecond {
+		t.Fatalf("1000 fast answers at once pulled the average to %v; it must move with time", d)
+	}
+	n, sum := m.Observed()
+	if n != 1002 || sum != 1022*time.Millisecond {
+		t.Fatalf("Observed() = %d, %v; want 1002, 1022ms", n, sum)
+	}
+}
+
+func TestDecayWeights(t *testing.T) {
+	tests := []struct {
+		elapsed uint32
+		want    float64
+	}{
+		{0, 1},
+		{uint32(DecayTime / time.Millisecond), math.Exp(-1)},
+		{3 * uint32(DecayTime/time.Millisecond), math.Exp(-3)},
+	}
+	for _, tc := range tests {
+		if got := decay(tc.elapsed); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("decay(%d ms) = %v, want %v", tc.elapsed, got, tc.want)
+		}
+	}
+	// The clock's wrap: a reading just after it minus one just before is
+	// still a small elapsed time.
+	before, after := uint32(math.MaxUint32-5), uint32(4)
+	if e := after - before; e != 10 {
+		t.Fatalf("elapsed across the wrap = %d, want 10", e)
+	}
+}
+
+func TestCost(t *testing.T) {
+	var fresh Meter
+	if c := fresh.Cost(); c != 0 {
+		t.Errorf("idle, never measured: cost %v, want 0 (so it is tried)", c)
+	}
+	fresh.Start()
+	if c := fresh.Cost(); c != penalty {
+		t.Errorf("one request out, never measured: cost %v, want the penalty (no second request before the first answer)", c)
+	}
+	var m Meter
+	m.Observe(4 * time.Millisecond)
+	base := m.Cost()
+	m.Start()
+	m.Start()
+	if c := m.Cost(); math.Abs(c-3*base) > base*0.01 {
+		t.Errorf("cost with 2 in flight = %v, want 3 × %v", c, base)
+	}
+	m.Done()
+	m.Done()
+	if m.InFlight() != 0 {
+		t.Errorf("InFlight() = %d after two Start and two Done", m.InFlight())
+	}
+}
+
+func TestWeight(t *testing.T) {
+	tests := []struct{ set, want uint32 }{{1000, 1000}, {500, 500}, {0, 1}, {5000, 1000}, {10, 10}}
+	for _, tc := range tests {
+		var m Meter
+		if m.Weight() != 1000 {
+			t.Fatalf("zero Meter weight %d, want 1000", m.Weight())
+		}
+		m.SetWeight(tc.set)
+		if got := m.Weight(); got != tc.want {
+			t.Errorf("SetWeight(%d): Weight() = %d, want %d", tc.set, got, tc.want)
+		}
+	}
+}
+
+func BenchmarkObserve(b *testing.B) {
+	var m Meter
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.Observe(time.Millisecond)
+		}
+	})
+}
+
+func BenchmarkCost(b *testing.B) {
+	var m Meter
+	m.Observe(time.Millisecond)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		m.Cost()
+	}
+}
