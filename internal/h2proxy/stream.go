@@ -705,10 +705,10 @@ const deadlineSlack = 50 * time.Millisecond
 // deadline passed with no answer (see Target.MissedDeadline).
 func (st *stream) missedDeadline() {
 	st.reqMu.Lock()
-	a := st.cur
+	a, path := st.cur, st.saved.path
 	st.reqMu.Unlock()
 	if a != nil {
-		a.t.MissedDeadline(st.methodSlot, st.rpc.Start, st.saved.path)
+		a.t.MissedDeadline(st.methodSlot, st.rpc.Start, path)
 	}
 }
 
