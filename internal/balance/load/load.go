@@ -116,10 +116,12 @@ func (m *Meter) Latency() (d time.Duration, ok bool) {
 const penalty = math.MaxFloat64 / 4
 
 // Cost is the peak-EWMA balancer's price of sending the target one more
-// request: its latency average, decayed by the time since it was last
-// updated, times the requests it would then hold. The decay is what
-// gives a target that got too slow to be picked a new chance after a
-// while: the average of an idle target falls toward zero.
+// request: its latency average times the requests it would then hold.
+// While the target holds no request, the average is decayed by the time
+// since it was last updated: that is what gives a target that got too
+// slow to be picked a new chance after a while. While it holds some, it
+// is not: a target that stopped answering must not look cheaper the
+// longer it keeps its requests.
 func (m *Meter) Cost() float64 { return m.CostAt(Now()) }
 
 // Now is the meters' clock, for CostAt: a picker that compares several
@@ -136,7 +138,10 @@ func (m *Meter) CostAt(now uint32) float64 {
 		}
 		return 0
 	}
-	return float64(avg) * decay(now-at) * n
+	if n > 1 {
+		return float64(avg) * n
+	}
+	return float64(avg) * decay(now-at)
 }
 
 // Answered counts a request the target answered.

@@ -78,6 +78,16 @@ func TestCost(t *testing.T) {
 	if m.InFlight() != 0 {
 		t.Errorf("InFlight() = %d after two Start and two Done", m.InFlight())
 	}
+	// Idle, the average decays with time; holding requests, it does not.
+	var old Meter
+	old.latency.Store(pack(1000, nowMillis()-uint32(DecayTime/time.Millisecond)))
+	if c := old.Cost(); math.Abs(c-1000*math.Exp(-1)) > 1 {
+		t.Errorf("idle for one decay time: cost %v, want %v", c, 1000*math.Exp(-1))
+	}
+	old.Start()
+	if c := old.Cost(); c != 2000 {
+		t.Errorf("holding a request, not answered for a decay time: cost %v, want 2000 (no decay)", c)
+	}
 }
 
 func TestWeight(t *testing.T) {
