@@ -34,8 +34,10 @@ type config struct {
 	Strict    bool
 	Quiet     bool
 	Abuse     []string // -abuse: scenarios to run instead of the workloads
+	Idle      int      // -idle: idle connections to open instead of the workloads
 
 	abuseParams *abuseParams // nil: defaultAbuseParams (tests shrink them)
+	idleParams  *idleParams  // nil: defaultIdleParams
 }
 
 func main() {
@@ -66,6 +68,7 @@ func main() {
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the scratch directory (configs, logs)")
 	flag.BoolVar(&cfg.Strict, "strict", false, "exit 3 when a target of issue 3 fails")
 	abuse := flag.String("abuse", "", "run abuse scenarios instead of the workloads, comma-separated from timeout-storm,timeout-storm-raw,stalled-reader, or \"all\"; against l7lb and -peers (no direct), 1 run unless -repeat is given, results in -out/abuse.{md,jsonl}")
+	flag.IntVar(&cfg.Idle, "idle", 0, "run the idle mode instead of the workloads: this many TLS HTTP/2 connections, one RPC each, then idle (RSS per connection, PING check), and 1000 silent TCP connections (held after 15 s?); against l7lb and -peers, results in -out/idle.{md,jsonl}")
 	readme := flag.Bool("update-readme", false, "copy bench/results/README-section.md into README.md's performance section, and exit")
 	flag.Parse()
 	if *readme {
@@ -85,6 +88,14 @@ func main() {
 	}
 	if *abuse == "all" {
 		*abuse = "timeout-storm,timeout-storm-raw,stalled-reader"
+	}
+	if cfg.Idle > 0 {
+		cfg.Direct = false
+		repeatSet := false
+		flag.Visit(func(f *flag.Flag) { repeatSet = repeatSet || f.Name == "repeat" })
+		if !repeatSet {
+			cfg.Repeat = 1
+		}
 	}
 	if cfg.Abuse = splitList(*abuse); len(cfg.Abuse) > 0 {
 		// The abusers speak TLS to a balancer: no direct baseline. One run

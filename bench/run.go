@@ -145,6 +145,10 @@ func run(cfg config) (*Report, error) {
 	if rep.Meta.LoadStart > float64(rep.Meta.NProc)/4 {
 		fmt.Printf("warning: load average %.2f before the run: something else is using the CPUs\n", rep.Meta.LoadStart)
 	}
+	if cfg.Idle > 0 {
+		rep.AllPass = true
+		return rep, runIdle(cfg, e, order, rep.Meta)
+	}
 	if len(cfg.Abuse) > 0 {
 		if _, err := runAbuse(cfg, e, order, rep.Versions, rep.Notes, rep.Meta); err != nil {
 			return nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/l7lb/l7lb/internal/certstore"
 	"github.com/l7lb/l7lb/internal/config"
 	"github.com/l7lb/l7lb/internal/gcfloor"
+	"github.com/l7lb/l7lb/internal/memtidy"
 	"github.com/l7lb/l7lb/internal/procs"
 	"github.com/l7lb/l7lb/internal/runtime"
 )
@@ -34,6 +35,7 @@ type serveFlags struct {
 	idle         time.Duration
 	procs        string
 	heapFloorMiB int
+	memoryTidy   bool
 	obs          observabilityFlags // issue 5: --admin, --pprof, --access-log (observability.go)
 	limits       limitFlags         // --max-conns, --http1-*, --client-* (flags.go, docs/limits.md)
 }
@@ -51,6 +53,7 @@ func (sf *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&sf.drain, "drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long in-flight requests may take to finish")
 	fs.DurationVar(&sf.idle, "idle-timeout", 60*time.Second, "close client connections without streams after this long")
 	fs.StringVar(&sf.procs, "procs", "auto", "OS threads running Go code (GOMAXPROCS): auto fits them to the load, up to the CPUs l7lb may use; a number fixes them (so does the GOMAXPROCS environment variable)")
+	fs.BoolVar(&sf.memoryTidy, "memory-tidy", true, "when the process goes quiet after a burst (say, thousands of clients connected and now idle), collect and return free memory to the system, at most every 10 s")
 	fs.IntVar(&sf.heapFloorMiB, "gc-heap-floor-mib", 32, "a GC ballast of this many MiB (counted as live heap, never resident): the collector runs that much less often while the live heap is small, which lowers CPU and tail latency under load; 0, or the GOGC environment variable, turns it off")
 	fs.StringVar(&sf.log.level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&sf.log.format, "log-format", "text", "text or json")
@@ -206,6 +209,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if sf.heapFloorMiB > 0 && os.Getenv("GOGC") == "" {
 		gcfloor.Set(sf.heapFloorMiB << 20)
+	}
+	if sf.memoryTidy {
+		go memtidy.Run(rctx, nil)
 	}
 
 	<-ctx.Done()

@@ -84,6 +84,12 @@ type Writer struct {
 
 	kick chan struct{}
 	done chan struct{}
+	// Parking: while its owner says the connection is idle (SetIdleLocked)
+	// and nothing is queued, the writer goroutine exits, and the next Kick
+	// starts another. An idle client connection then costs no goroutine
+	// stack for writing; a busy one keeps its goroutine.
+	idle   bool        // under mu
+	parked atomic.Bool // no goroutine: Kick starts one
 	// OnError is called once, from the writer goroutine, when a write
 	// fails; the connection is closed then.
 	OnError func(error)
@@ -164,24 +170,11 @@ func (w *Writer) settle(owed []credit) {
 }
 
 func (w *Writer) run(dial func() (net.Conn, error), ready func(net.Conn)) {
-	defer close(w.done)
-	// However the writer ends, the connection is over: closing it also
-	// stops the connection's reader, and whatever DATA is still queued is
-	// dropped, its senders credited.
-	defer func() {
-		w.mu.Lock()
-		w.closed = true
-		c := w.conn
-		w.mu.Unlock()
-		if c != nil {
-			c.Close()
-		}
-		w.dropQueued()
-	}()
 	if dial != nil {
 		c, err := dial()
 		if err != nil {
 			w.fail(err)
+			w.finish()
 			return
 		}
 		w.mu.Lock()
@@ -190,12 +183,60 @@ func (w *Writer) run(dial func() (net.Conn, error), ready func(net.Conn)) {
 		w.mu.Unlock()
 		if closed {
 			c.Close()
+			w.finish()
 			return
 		}
 		if ready != nil {
 			ready(c)
 		}
 	}
+	w.loop()
+}
+
+// finish ends the writer: however it ends, the connection is over.
+// Closing it also stops the connection's reader, and whatever DATA is
+// still queued is dropped, its senders credited.
+func (w *Writer) finish() {
+	w.mu.Lock()
+	w.closed = true
+	c := w.conn
+	w.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+	w.dropQueued()
+	close(w.done)
+}
+
+// SetIdleLocked tells the writer whether its connection is idle (no
+// stream); under Lock. An idle writer's goroutine exits once the queue is
+// written (see Writer.parked).
+func (w *Writer) SetIdleLocked(idle bool) { w.idle = idle }
+
+// park ends the writer goroutine if the connection is idle and nothing is
+// queued; it reports whether the goroutine must exit.
+func (w *Writer) park() bool {
+	w.mu.Lock()
+	ok := w.idle && !w.closed && w.out.len() == 0
+	if ok {
+		w.parked.Store(true)
+	}
+	w.mu.Unlock()
+	if !ok {
+		return false
+	}
+	// A Kick between taking the queue and parking saw a running writer
+	// and started none: its token is still in the channel. Take over
+	// again, unless a Kick since then started a new goroutine.
+	if len(w.kick) > 0 {
+		return !w.parked.CompareAndSwap(true, false)
+	}
+	return true
+}
+
+// loop writes what is queued, each time it is kicked, until the writer
+// ends or parks.
+func (w *Writer) loop() {
 	for range w.kick {
 		w.mu.Lock()
 		bufs, arrs := w.out.take()
@@ -220,6 +261,7 @@ func (w *Writer) run(dial func() (net.Conn, error), ready func(net.Conn)) {
 			if err != nil {
 				w.fail(err)
 				w.settle(owed)
+				w.finish()
 				return
 			}
 		}
@@ -229,10 +271,13 @@ func (w *Writer) run(dial func() (net.Conn, error), ready func(net.Conn)) {
 		more := w.out.len() > 0
 		w.mu.Unlock()
 		if closed && !more {
+			w.finish()
 			return
 		}
 		if more {
 			w.Kick()
+		} else if w.park() {
+			return
 		}
 	}
 }
@@ -266,11 +311,15 @@ func (w *Writer) Lock() { w.mu.Lock() }
 // Unlock releases it.
 func (w *Writer) Unlock() { w.mu.Unlock() }
 
-// Kick wakes the writer goroutine; call after Unlock.
+// Kick wakes the writer goroutine, or starts one if it parked; call after
+// Unlock.
 func (w *Writer) Kick() {
 	select {
 	case w.kick <- struct{}{}:
 	default:
+	}
+	if w.parked.Load() && w.parked.CompareAndSwap(true, false) {
+		go w.loop()
 	}
 }
 

@@ -140,6 +140,7 @@ func (sc *serverConn) onHeaders() error {
 	if sc.idleTimer != nil {
 		sc.idleTimer.Stop()
 	}
+	sc.w.SetIdleLocked(false)
 	sc.w.Unlock()
 
 	rule, ok := sc.srv.opts.Routes().Match(sc.host(r), r.routePath())

@@ -73,8 +73,11 @@ type Encoder struct {
 
 // New returns an encoder for a peer with the default table size.
 func New() *Encoder {
+	// names starts empty and grows with use: a connection that stays idle
+	// after its first RPC (most client connections, most of the time)
+	// keeps only the few names it saw.
 	return &Encoder{
-		names: make(map[string]*nameSlot, 32),
+		names: map[string]*nameSlot{},
 		size:  DefaultTableSize,
 		limit: DefaultTableSize,
 	}
@@ -216,7 +219,7 @@ func (e *Encoder) reset(dst []byte) []byte {
 	e.entries = e.entries[:0]
 	e.used = 0
 	if len(e.names) >= maxNames {
-		e.names = make(map[string]*nameSlot, 32)
+		e.names = map[string]*nameSlot{}
 	} else {
 		for _, s := range e.names {
 			s.dyn = s.dyn[:0]
