@@ -18,8 +18,9 @@ type Reader struct {
 	Headers *HeaderReader // a header block, when Next returns HeaderBlock
 	Window  WindowUpdate  // when Next returns WindowUpdateFrame
 	Ping    Ping          // when Next returns PingFrame
-	r       io.Reader
-	payload []byte
+	r        io.Reader
+	payload  []byte
+	maxFrame uint32
 }
 
 // Kind tells what Next read.
@@ -59,7 +60,21 @@ func NewReader(r io.Reader, maxFrame, headerLimit uint32) *Reader {
 	fr := http2.NewFramer(nil, r)
 	fr.SetMaxReadFrameSize(maxFrame)
 	fr.SetReuseFrames()
-	return &Reader{Framer: fr, Headers: NewHeaderReader(headerLimit), r: r}
+	return &Reader{Framer: fr, Headers: NewHeaderReader(headerLimit), r: r, maxFrame: maxFrame}
+}
+
+// Shrink lets go of the buffers that grew to the largest frames read (the
+// Framer's, and the Reader's own beyond 1 KiB), for a connection about to
+// sit idle; between frames only. The Framer holds no state across frames
+// that matters here: HEADERS and CONTINUATION never reach it.
+func (r *Reader) Shrink() {
+	if cap(r.payload) > 1<<10 {
+		r.payload = nil
+	}
+	fr := http2.NewFramer(nil, r.r)
+	fr.SetMaxReadFrameSize(r.maxFrame)
+	fr.SetReuseFrames()
+	r.Framer = fr
 }
 
 // Next reads one frame and tells what it was; f is set for OtherFrame

@@ -93,6 +93,11 @@ type Writer struct {
 	// OnError is called once, from the writer goroutine, when a write
 	// fails; the connection is closed then.
 	OnError func(error)
+	// BeforeClose, when set, runs before the writer closes its
+	// connection, with no lock held (a parked reader must be taken out of
+	// the poller before its socket closes; see idlepark). It may run more
+	// than once.
+	BeforeClose func()
 	// WriteTimeout bounds one write to the peer (0 = none; a write may
 	// fail after half of it): a peer that stops reading cannot pin the
 	// writer forever.
@@ -128,6 +133,7 @@ func (w *Writer) Close() {
 	c := w.conn
 	w.mu.Unlock()
 	if c != nil {
+		w.beforeClose()
 		c.Close()
 	}
 	w.Kick()
@@ -202,6 +208,7 @@ func (w *Writer) finish() {
 	c := w.conn
 	w.mu.Unlock()
 	if c != nil {
+		w.beforeClose()
 		c.Close()
 	}
 	w.dropQueued()
@@ -291,10 +298,17 @@ func (w *Writer) fail(err error) {
 	c := w.conn
 	w.mu.Unlock()
 	if c != nil {
+		w.beforeClose()
 		c.Close()
 	}
 	if w.OnError != nil {
 		w.OnError(err)
+	}
+}
+
+func (w *Writer) beforeClose() {
+	if w.BeforeClose != nil {
+		w.BeforeClose()
 	}
 }
 

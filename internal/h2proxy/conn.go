@@ -8,11 +8,13 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http2"
 
 	"github.com/l7lb/l7lb/internal/frameio"
+	"github.com/l7lb/l7lb/internal/idlepark"
 )
 
 // serverConn is one client connection. Its reader goroutine (serve) owns
@@ -28,9 +30,18 @@ type serverConn struct {
 	clientIP   string
 	clientAddr string
 
+	// done is called once, when the connection is over (see
+	// Server.ServeConnAsync).
+	done func()
+
 	// reader
+	first     bool // the next frame is the client's first
 	frames    *frameio.Reader
 	batch     *frameio.Batch
+	br        *bufio.Reader // nil while parked
+	src       bufSource     // what frames reads: br, whichever it is now
+	bufSize   int
+	parkable  syscall.RawConn // the socket under TLS, when it can park
 	req       request
 	pings     floodCounter
 	settings  floodCounter
@@ -113,20 +124,22 @@ func (e connError) Error() string {
 }
 
 func (sc *serverConn) serve() {
-	defer sc.closeAll()
-	// Over TLS, crypto/tls already holds a decrypted record: a small
-	// buffer lets large DATA payloads go from tls's record straight into
-	// the framer (bufio reads around itself when empty), one copy less
-	// per byte. A raw TCP connection wants a large one: one read syscall
-	// for many frames.
 	// Over TLS the buffer is small: crypto/tls holds the decrypted record
-	// anyway, and an idle connection keeps this buffer for as long as it
-	// stays open (a 4 KiB one was a seventh of an idle connection's cost).
-	bufSize := 64 << 10
-	if _, ok := sc.conn.(*tls.Conn); ok {
-		bufSize = 512
+	// anyway, and an idle connection would keep this buffer for as long
+	// as it stays open. A raw TCP connection wants a large one: one read
+	// syscall for many frames.
+	sc.bufSize = 64 << 10
+	if tc, ok := sc.conn.(*tls.Conn); ok {
+		sc.bufSize = 512
+		if s, ok := tc.NetConn().(syscall.Conn); ok {
+			if rc, err := s.SyscallConn(); err == nil {
+				sc.parkable = rc
+			}
+		}
 	}
-	br := bufio.NewReaderSize(sc.conn, bufSize)
+	sc.br = getBufReader(sc.conn, sc.bufSize)
+	sc.src.sc = sc
+	br := sc.br
 	sc.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var preface [len(http2.ClientPreface)]byte
 	if _, err := io.ReadFull(br, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
@@ -136,6 +149,7 @@ func (sc *serverConn) serve() {
 		sc.w.Start(nil, nil)
 		sc.w.CloseAfterFlush()
 		sc.w.Wait(time.Second)
+		sc.end()
 		return
 	}
 	sc.conn.SetReadDeadline(time.Time{})
@@ -149,23 +163,60 @@ func (sc *serverConn) serve() {
 	sc.w.AppendWindowUpdate(0, connRecvWindow-65535)
 	sc.armIdleLocked()
 	sc.w.Unlock()
-	sc.w.OnError = func(error) { sc.conn.Close() }
+	sc.w.OnError = func(error) { sc.closeConn() }
+	sc.w.BeforeClose = sc.unpark
 	sc.w.Start(nil, nil)
 	sc.w.Kick()
 
-	sc.frames = frameio.NewReader(br, 16384, maxHeaderListSize) // 16384: the default frame size we advertise
-
+	sc.frames = frameio.NewReader(&sc.src, 16384, maxHeaderListSize) // 16384: the default frame size we advertise
 	sc.batch = &frameio.Batch{}
-	defer sc.batch.Flush()
-	first := true
+	sc.first = true
+	sc.readLoop()
+}
+
+// readLoop reads and handles frames until the connection ends (then it
+// settles everything) or parks (then Wake starts it again).
+func (sc *serverConn) readLoop() {
+	if sc.readFrames() {
+		return // parked
+	}
+	sc.end()
+}
+
+// end settles a finished connection, once.
+func (sc *serverConn) end() {
+	sc.closeAll()
+	if sc.br != nil {
+		putBufReader(sc.br, sc.bufSize)
+		sc.br = nil
+	}
+	if sc.done != nil {
+		sc.done()
+	}
+}
+
+// readFrames is the reader's loop; it reports whether it parked.
+func (sc *serverConn) readFrames() (parked bool) {
 	for {
-		if br.Buffered() == 0 {
+		if sc.br.Buffered() == 0 {
 			sc.batch.Flush() // about to block: wake the writers we fed
 		}
+		sc.src.boundary = true
 		kind, f, err := sc.frames.Next()
+		sc.src.boundary = false
+		if sc.src.nudged {
+			// The idle deadline passed between frames (nothing of the
+			// next one read): park if still idle, else read on.
+			sc.src.nudged = false
+			sc.conn.SetReadDeadline(time.Time{})
+			if sc.park() {
+				return true
+			}
+			continue
+		}
 		if err == nil {
-			if first {
-				first = false
+			if sc.first {
+				sc.first = false
 				if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
 					err = connError{http2.ErrCodeProtocol, "first frame is not SETTINGS"}
 				}
@@ -210,9 +261,11 @@ func (sc *serverConn) serve() {
 			sc.w.CloseAfterFlush()
 			sc.w.Wait(time.Second)
 		}
-		return
+		sc.batch.Flush()
+		return false
 	}
 }
+
 
 // streamError resets one stream after a malformed frame on it.
 func (sc *serverConn) streamError(id uint32, code http2.ErrCode) {
@@ -500,7 +553,7 @@ func (sc *serverConn) failWriterLocked() {
 	if !sc.w.Closed() {
 		sc.w.CloseAfterFlushLocked()
 	}
-	go sc.conn.Close()
+	go sc.closeConn()
 }
 
 // removeLocked forgets a finished stream; under w's lock. It is the one
@@ -548,6 +601,9 @@ func (sc *serverConn) removeLocked(st *stream) {
 // park its goroutine until the next frame.
 func (sc *serverConn) armIdleLocked() {
 	sc.w.SetIdleLocked(true)
+	if sc.parkable != nil && !sc.srv.opts.NoParking {
+		sc.conn.SetReadDeadline(time.Now().Add(parkAfter)) // a nudge to park; see bufSource
+	}
 	if sc.idleTimer == nil {
 		sc.idleTimer = time.AfterFunc(sc.srv.opts.IdleTimeout, sc.idle)
 		return
@@ -628,7 +684,7 @@ func (sc *serverConn) closeAll() {
 		st.abortUpstream(http2.ErrCodeCancel)
 	}
 	sc.w.Wait(time.Second)
-	sc.conn.Close()
+	sc.closeConn()
 }
 
 func (sc *serverConn) flow() ConnFlow {
@@ -642,4 +698,127 @@ func (sc *serverConn) flow() ConnFlow {
 		RecvWindowInitial: connRecvWindow,
 		Queued:            sc.w.Buffered(),
 	}
+}
+
+// ---- parking: an idle connection waits with no goroutine (idlepark) ----
+
+// parkAfter is how long a connection with no stream waits for its next
+// byte in a goroutine before it parks.
+var parkAfter = time.Second
+
+// bufSource is what the frame reader reads from: the connection's
+// current read buffer, which parking gives back and resuming takes anew.
+//
+// It also turns the idle deadline (armIdleLocked sets one parkAfter
+// ahead when the last stream ends) into a nudge: a timeout between
+// frames, with nothing of the next one read, is reported (nudged) so
+// that the reader can park; a timeout in the middle of a frame only
+// clears the deadline and reads on, so a client that sends a frame
+// slowly loses nothing.
+type bufSource struct {
+	sc       *serverConn
+	boundary bool // the reader is between frames: nothing of the next one read yet
+	nudged   bool // a read timed out at a boundary
+}
+
+func (b *bufSource) Read(p []byte) (int, error) {
+	for {
+		n, err := b.sc.br.Read(p)
+		if n > 0 {
+			b.boundary = false
+		}
+		var ne net.Error
+		if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+			return n, err
+		}
+		if b.boundary && n == 0 {
+			b.nudged = true
+			return 0, err
+		}
+		b.sc.conn.SetReadDeadline(time.Time{})
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// Read buffers are pooled by size: a parked connection holds none.
+var (
+	smallBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 512) }}
+	largeBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+)
+
+func getBufReader(c net.Conn, size int) *bufio.Reader {
+	pool := &largeBufs
+	if size <= 512 {
+		pool = &smallBufs
+	}
+	br := pool.Get().(*bufio.Reader)
+	br.Reset(c)
+	return br
+}
+
+func putBufReader(br *bufio.Reader, size int) {
+	br.Reset(nil)
+	if size <= 512 {
+		smallBufs.Put(br)
+	} else {
+		largeBufs.Put(br)
+	}
+}
+
+// park lets an idle connection — no stream, nothing buffered, nothing
+// readable — wait for its next byte without a goroutine or a read buffer
+// (see idlepark); it reports whether it did. It runs after the idle
+// deadline nudged the reader, so the connection has been idle for
+// parkAfter and crypto/tls holds no complete record (it would have
+// returned it rather than read the socket and time out). The caller must
+// return at once and touch nothing more: Wake may already be running the
+// next reader.
+func (sc *serverConn) park() bool {
+	if sc.parkable == nil || sc.srv.opts.NoParking {
+		return false
+	}
+	sc.w.Lock()
+	idle := len(sc.streams) == 0 && !sc.goingAway && !sc.draining && !sc.w.Closed()
+	sc.w.Unlock()
+	if !idle || sc.br.Buffered() > 0 {
+		return false
+	}
+	br := sc.br
+	sc.br = nil
+	sc.frames.Shrink()
+	if err := idlepark.Default.Park(sc.parkable, sc); err != nil {
+		sc.br = br
+		return false
+	}
+	putBufReader(br, sc.bufSize)
+	parkedConns.Add(1)
+	return true
+}
+
+// parkedConns counts parkings (tests check that parking happened).
+var parkedConns atomic.Int64
+
+// Wake is idlepark's call: the parked connection can be read (or closed).
+func (sc *serverConn) Wake() { go sc.resume() }
+
+func (sc *serverConn) resume() {
+	sc.br = getBufReader(sc.conn, sc.bufSize)
+	sc.readLoop()
+}
+
+// unpark takes a parked connection out of the poller and starts its
+// reader, which then sees whatever ended it; it runs before every close
+// of the socket (a closed socket silently leaves epoll).
+func (sc *serverConn) unpark() {
+	if idlepark.Default.Cancel(sc) {
+		go sc.resume()
+	}
+}
+
+// closeConn closes the client connection, unparking it first.
+func (sc *serverConn) closeConn() {
+	sc.unpark()
+	sc.conn.Close()
 }

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/l7lb/l7lb/internal/idlepark"
 	"github.com/l7lb/l7lb/internal/listener"
 	"github.com/l7lb/l7lb/internal/pki"
 )
@@ -75,6 +76,44 @@ func dialIdle(t testing.TB, addr string, roots *x509.CertPool) *idleClient {
 			}
 		case *http2.RSTStreamFrame, *http2.GoAwayFrame:
 			t.Fatalf("idle client's RPC ended with %v", f)
+		}
+	}
+}
+
+// rpc makes one more small RPC on stream id and waits for its trailers.
+func (c *idleClient) rpc(id uint32) error {
+	c.conn.SetDeadline(time.Now().Add(5 * time.Second))
+	defer c.conn.SetDeadline(time.Time{})
+	var hbuf bytes.Buffer
+	enc := hpack.NewEncoder(&hbuf)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":path", "/test.Svc/Small"}, {":authority", "milvus.test"},
+		{"content-type", "application/grpc"}, {"te", "trailers"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hbuf.Bytes(), EndHeaders: true})
+	msg := make([]byte, 5+2)
+	binary.BigEndian.PutUint32(msg[1:5], 2)
+	copy(msg[5:], "64")
+	c.fr.WriteData(id, true, msg)
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			return err
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			if f.StreamEnded() {
+				if st := f.PseudoValue("status"); st == "" {
+					for _, hf := range f.RegularFields() {
+						if hf.Name == "grpc-status" && hf.Value != "0" {
+							return fmt.Errorf("grpc-status %s", hf.Value)
+						}
+					}
+				}
+				return nil
+			}
+		case *http2.RSTStreamFrame, *http2.GoAwayFrame:
+			return fmt.Errorf("RPC ended with %v", f)
 		}
 	}
 }
@@ -154,7 +193,14 @@ func TestIdleConnectionMemory(t *testing.T) {
 
 	before := inUse()
 	clients := runIdleClients(t, ln.Addr().String(), caFile, n)
-	time.Sleep(300 * time.Millisecond) // the server side settles after the last RPC
+	// The connections park once idle for parkAfter.
+	deadline := time.Now().Add(parkAfter + 5*time.Second)
+	for idlepark.Default.Parked() < n && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if p := idlepark.Default.Parked(); p != n {
+		t.Errorf("%d of %d idle connections parked", p, n)
+	}
 	after := inUse()
 	if *idleProfile != "" {
 		if f, err := os.Create(*idleProfile); err == nil {
@@ -173,7 +219,7 @@ func TestIdleConnectionMemory(t *testing.T) {
 // idleBudgetKiB is the heap and stack an idle client connection may keep
 // in l7lb. RSS adds the kernel's socket and some fragmentation on top;
 // issue 13's target is 25 KiB of RSS per connection.
-const idleBudgetKiB = 1000
+const idleBudgetKiB = 20
 
 type idleChild struct {
 	cmd   *exec.Cmd

@@ -47,6 +47,9 @@ const (
 type Options struct {
 	// Routes returns the listener's current route table (an atomic load).
 	Routes func() *proxy.Table
+	// NoParking keeps a goroutine blocked in Read on every connection,
+	// even idle ones (see idlepark).
+	NoParking bool
 	// Fallback serves streams that are not forwarded frame by frame.
 	Fallback http.Handler
 	// Port and Secure describe the listener (X-Forwarded-Port/-Proto).
@@ -111,22 +114,35 @@ func New(opts Options) *Server {
 // ServeConn serves one connection whose client preface has not been read
 // yet; it returns when the connection is done.
 func (s *Server) ServeConn(c net.Conn) {
+	done := make(chan struct{})
+	s.ServeConnAsync(c, func() { close(done) })
+	<-done
+}
+
+// ServeConnAsync serves c and calls done, once, when the connection is
+// over. It may return before that: an idle TLS connection parks (waits
+// for its next byte with no goroutine; see idlepark), and its reader
+// starts again on a new goroutine, so that an idle connection does not
+// keep the caller's goroutine and stack either.
+func (s *Server) ServeConnAsync(c net.Conn, done func()) {
 	sc := newServerConn(s, c)
 	s.mu.Lock()
 	if s.shutting {
 		s.mu.Unlock()
 		c.Close()
+		done()
 		return
 	}
 	s.conns[sc] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	defer func() {
+	sc.done = func() {
 		s.mu.Lock()
 		delete(s.conns, sc)
 		s.mu.Unlock()
 		s.wg.Done()
-	}()
+		done()
+	}
 	sc.serve()
 }
 
@@ -152,7 +168,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Lock()
 		for sc := range s.conns {
 			sc.w.Close()
-			sc.conn.Close()
+			sc.closeConn()
 		}
 		s.mu.Unlock()
 		<-done

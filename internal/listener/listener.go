@@ -72,6 +72,14 @@ type H2Server interface {
 	Shutdown(context.Context) error
 }
 
+// AsyncH2Server is an H2Server that can finish a connection after
+// ServeConnAsync returned: it calls done, once, when the connection is
+// over. An idle connection then keeps no goroutine of the listener's
+// either (h2proxy parks idle connections).
+type AsyncH2Server interface {
+	ServeConnAsync(c net.Conn, done func())
+}
+
 // Listener serves one port until Shutdown.
 type Listener struct {
 	opts    Options
@@ -230,13 +238,13 @@ func (l *Listener) track(c net.Conn, add bool) bool {
 // handle does the TLS handshake or preface sniffing, then serves the
 // connection with HTTP/2 or hands it to the HTTP/1.1 server.
 func (l *Listener) handle(raw net.Conn) {
-	defer l.wg.Done()
-	handedOff := false
+	handedOff := false // net/http closes the connection itself
+	async := false     // the HTTP/2 server calls finish when it is over
 	ev := l.opts.Events
 	if ev != nil {
 		ev.ConnOpened()
 	}
-	defer func() {
+	finish := func() {
 		if !handedOff {
 			raw.Close()
 		}
@@ -246,6 +254,12 @@ func (l *Listener) handle(raw net.Conn) {
 		}
 		if ev != nil {
 			ev.ConnClosed()
+		}
+		l.wg.Done()
+	}
+	defer func() {
+		if !async {
+			finish()
 		}
 	}()
 	var c net.Conn = raw
@@ -286,6 +300,12 @@ func (l *Listener) handle(raw net.Conn) {
 			handedOff = true
 			<-done
 		}
+		return
+	}
+	if as, ok := l.opts.H2.(AsyncH2Server); ok {
+		async = true
+		var once sync.Once
+		as.ServeConnAsync(c, func() { once.Do(finish) })
 		return
 	}
 	l.opts.H2.ServeConn(c)
