@@ -14,10 +14,10 @@ import (
 // each of those (DATA it reuses), and every proxied RPC brings several
 // (gRPC clients send PINGs to estimate bandwidth as replies arrive).
 type Reader struct {
-	Framer  *http2.Framer
-	Headers *HeaderReader // a header block, when Next returns HeaderBlock
-	Window  WindowUpdate  // when Next returns WindowUpdateFrame
-	Ping    Ping          // when Next returns PingFrame
+	Framer   *http2.Framer
+	Headers  *HeaderReader // a header block, when Next returns HeaderBlock
+	Window   WindowUpdate  // when Next returns WindowUpdateFrame
+	Ping     Ping          // when Next returns PingFrame
 	r        io.Reader
 	payload  []byte
 	maxFrame uint32

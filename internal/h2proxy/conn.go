@@ -266,7 +266,6 @@ func (sc *serverConn) readFrames() (parked bool) {
 	}
 }
 
-
 // streamError resets one stream after a malformed frame on it.
 func (sc *serverConn) streamError(id uint32, code http2.ErrCode) {
 	sc.w.Lock()
