@@ -50,6 +50,7 @@ type env struct {
 	ARN       string
 	Ingress   string
 	Workers   int
+	L7LBFlags []string // extra flags for l7lb serve (-l7lb-flags)
 }
 
 func (e *env) makeCerts() error {
@@ -205,11 +206,12 @@ func startBalancer(e *env, name string, seq int) (*running, error) {
 	switch name {
 	case "l7lb":
 		addrFile := filepath.Join(dir, "addr.json")
-		r.cmd, err = startProcess(name, r.log, nil, e.L7LB, "serve",
+		args := []string{"serve",
 			"-f", e.Ingress, "--store", e.Store,
-			"--endpoints", "milvus/milvus-demo="+strings.Join(e.Backends, ","),
+			"--endpoints", "milvus/milvus-demo=" + strings.Join(e.Backends, ","),
 			"--listen", "443=127.0.0.1:0", "--addr-file", addrFile,
-			"--log-level", "warn", "--drain-timeout", "1s")
+			"--log-level", "warn", "--drain-timeout", "1s"}
+		r.cmd, err = startProcess(name, r.log, nil, e.L7LB, append(args, e.L7LBFlags...)...)
 		if err != nil {
 			return nil, err
 		}

@@ -35,6 +35,7 @@ type config struct {
 	Quiet     bool
 	Abuse     []string // -abuse: scenarios to run instead of the workloads
 	Idle      int      // -idle: idle connections to open instead of the workloads
+	L7LBFlags []string // -l7lb-flags: extra flags for l7lb serve (experiments)
 
 	abuseParams *abuseParams // nil: defaultAbuseParams (tests shrink them)
 	idleParams  *idleParams  // nil: defaultIdleParams
@@ -69,6 +70,7 @@ func main() {
 	flag.BoolVar(&cfg.Strict, "strict", false, "exit 3 when a target of issue 3 fails")
 	abuse := flag.String("abuse", "", "run abuse scenarios instead of the workloads, comma-separated from timeout-storm,timeout-storm-raw,stalled-reader, or \"all\"; against l7lb and -peers (no direct), 1 run unless -repeat is given, results in -out/abuse.{md,jsonl}")
 	flag.IntVar(&cfg.Idle, "idle", 0, "run the idle mode instead of the workloads: this many TLS HTTP/2 connections, one RPC each, then idle (RSS per connection, PING check), and 1000 silent TCP connections (held after 15 s?); against l7lb and -peers, results in -out/idle.{md,jsonl}")
+	l7lbFlags := flag.String("l7lb-flags", "", "extra flags for l7lb serve, space-separated (for experiments, e.g. \"--gc-heap-floor-mib 8\")")
 	readme := flag.Bool("update-readme", false, "copy bench/results/README-section.md into README.md's performance section, and exit")
 	flag.Parse()
 	if *readme {
@@ -81,6 +83,7 @@ func main() {
 	if peers == "all" {
 		peers = strings.Join(peerNames, ",")
 	}
+	cfg.L7LBFlags = strings.Fields(*l7lbFlags)
 	cfg.Peers = splitList(peers)
 	cfg.Workloads = splitList(workloads)
 	if cfg.Quick {

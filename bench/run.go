@@ -117,7 +117,7 @@ func run(cfg config) (*Report, error) {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	e := &env{Dir: dir, Root: root, Workers: cfg.Workers}
+	e := &env{Dir: dir, Root: root, Workers: cfg.Workers, L7LBFlags: cfg.L7LBFlags}
 	if err := e.makeCerts(); err != nil {
 		return nil, err
 	}

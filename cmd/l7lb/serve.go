@@ -54,7 +54,7 @@ func (sf *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&sf.idle, "idle-timeout", 60*time.Second, "close client connections without streams after this long")
 	fs.StringVar(&sf.procs, "procs", "auto", "OS threads running Go code (GOMAXPROCS): auto fits them to the load, up to the CPUs l7lb may use; a number fixes them (so does the GOMAXPROCS environment variable)")
 	fs.BoolVar(&sf.memoryTidy, "memory-tidy", true, "when the process goes quiet after a burst (say, thousands of clients connected and now idle), collect and return free memory to the system, at most every 10 s")
-	fs.IntVar(&sf.heapFloorMiB, "gc-heap-floor-mib", 32, "a GC ballast of this many MiB (counted as live heap, never resident): the collector runs that much less often while the live heap is small, which lowers CPU and tail latency under load; 0, or the GOGC environment variable, turns it off")
+	fs.IntVar(&sf.heapFloorMiB, "gc-heap-floor-mib", 8, "a GC ballast of this many MiB (counted as live heap, never resident): the collector runs that much less often while the live heap is small, which lowers CPU and tail latency under load; 0, or the GOGC environment variable, turns it off")
 	fs.StringVar(&sf.log.level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&sf.log.format, "log-format", "text", "text or json")
 	sf.limits.register(fs)
