@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -77,17 +78,46 @@ func printStatus(w io.Writer, ings []admin.Ingress, groups []admin.Group, now ti
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+	// The algorithm is per group: a table of its own instead of a column
+	// repeated on every target row, which is wide enough already.
 	tw = tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "TARGET GROUP\tTARGET\tSTATE\tREASON\tIN-FLIGHT\tRPS\tP99")
+	fmt.Fprintln(tw, "TARGET GROUP\tALGORITHM\tHEALTHY")
+	for _, g := range groups {
+		healthy := 0
+		for _, t := range g.Targets {
+			if t.State == "healthy" {
+				healthy++
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\n", g.Name, dash(g.Algorithm), healthy, len(g.Targets))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "TARGET GROUP\tTARGET\tSTATE\tREASON\tIN-FLIGHT\tRPS\tP99\tEWMA\tWEIGHT")
 	for _, g := range groups {
 		if len(g.Targets) == 0 {
-			fmt.Fprintf(tw, "%s\t<none>\t-\t-\t-\t-\t-\n", g.Name)
+			fmt.Fprintf(tw, "%s\t<none>\t-\t-\t-\t-\t-\t-\t-\n", g.Name)
 		}
 		for _, t := range g.Targets {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.1f\t%s\n", g.Name, t.Address, t.State, dash(t.Reason), t.InFlight, t.LastMinute.RPS, p99(t.LastMinute.P99MS))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.1f\t%s\t%s\t%s\n", g.Name, t.Address, t.State, dash(t.Reason), t.InFlight,
+				t.LastMinute.RPS, latency(t.LastMinute.P99MS), latency(t.LatencyEWMAMs), weight(t.Weight, t.Anomalous))
 		}
 	}
 	tw.Flush()
+}
+
+// weight prints a target's weight as a share of a healthy peer's, and
+// anomaly mitigation's judgement beside it: a target can be anomalous at
+// full weight (judged, not yet dimmed) or dimmed and no longer anomalous
+// (winning its share back).
+func weight(w float64, anomalous bool) string {
+	// Weights are thousandths: one decimal of a percent shows them all.
+	s := strconv.FormatFloat(math.Round(w*1000)/10, 'f', -1, 64) + "%"
+	if anomalous {
+		s += " anomalous"
+	}
+	return s
 }
 
 func dash(s string) string {
@@ -97,7 +127,9 @@ func dash(s string) string {
 	return s
 }
 
-func p99(ms float64) string {
+// latency prints a latency in milliseconds (the p99 or the EWMA), "-"
+// when there is none.
+func latency(ms float64) string {
 	if ms == 0 {
 		return "-"
 	}

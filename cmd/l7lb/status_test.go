@@ -17,10 +17,11 @@ func fakeAdmin(t *testing.T, since time.Time) *httptest.Server {
 		w.Write([]byte(`[{"name":"milvus/milvus-demo","class":"alb","hosts":["milvus-demo.milvus.io"],"address":"127.0.0.1:8443","ports":[443],"since":"` + since.Format(time.RFC3339) + `"}]`))
 	})
 	mux.HandleFunc("GET /api/v1/targetgroups", func(w http.ResponseWriter, _ *http.Request) {
-		w.Write([]byte(`[{"name":"milvus/milvus-demo:19530","targets":[
-			{"address":"10.0.0.1:19530","state":"healthy","inFlight":3,"lastMinute":{"rps":41.25,"p99Ms":1.5}},
-			{"address":"10.0.0.2:19530","state":"unhealthy","reason":"Target.FailedHealthChecks","inFlight":0,"lastMinute":{"rps":0,"p99Ms":0}}]},
-			{"name":"milvus/empty:19530","targets":[]}]`))
+		w.Write([]byte(`[{"name":"milvus/milvus-demo:19530","algorithm":"weighted_random","targets":[
+			{"address":"10.0.0.1:19530","state":"healthy","inFlight":3,"latencyEwmaMs":0.84,"weight":1,"anomalous":false,"lastMinute":{"rps":41.25,"p99Ms":1.5}},
+			{"address":"10.0.0.2:19530","state":"unhealthy","reason":"Target.FailedHealthChecks","inFlight":0,"weight":1,"lastMinute":{"rps":0,"p99Ms":0}},
+			{"address":"10.0.0.3:19530","state":"healthy","inFlight":1,"latencyEwmaMs":250,"weight":0.255,"anomalous":true,"lastMinute":{"rps":0.5,"p99Ms":300}}]},
+			{"name":"milvus/empty:19530","algorithm":"round_robin","targets":[]}]`))
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -38,10 +39,15 @@ func TestStatus(t *testing.T) {
 		{"ingress and targets", []string{"--admin", strings.TrimPrefix(srv.URL, "http://")}, 0, []string{
 			"NAME CLASS HOSTS ADDRESS PORTS AGE",
 			"milvus/milvus-demo alb milvus-demo.milvus.io 127.0.0.1:8443 443 5m",
-			"TARGET GROUP TARGET STATE REASON IN-FLIGHT RPS P99",
-			"milvus/milvus-demo:19530 10.0.0.1:19530 healthy - 3 41.2 1.5ms",
-			"milvus/milvus-demo:19530 10.0.0.2:19530 unhealthy Target.FailedHealthChecks 0 0.0 -",
-			"milvus/empty:19530 <none> - - - - -",
+			"TARGET GROUP ALGORITHM HEALTHY",
+			"milvus/milvus-demo:19530 weighted_random 2/3",
+			"milvus/empty:19530 round_robin 0/0",
+			"TARGET GROUP TARGET STATE REASON IN-FLIGHT RPS P99 EWMA WEIGHT",
+			"milvus/milvus-demo:19530 10.0.0.1:19530 healthy - 3 41.2 1.5ms 840µs 100%",
+			// Never answered: no EWMA.
+			"milvus/milvus-demo:19530 10.0.0.2:19530 unhealthy Target.FailedHealthChecks 0 0.0 - - 100%",
+			"milvus/milvus-demo:19530 10.0.0.3:19530 healthy - 1 0.5 300ms 250ms 25.5% anomalous",
+			"milvus/empty:19530 <none> - - - - - - -",
 		}},
 		{"URL form", []string{"--admin", srv.URL + "/"}, 0, []string{"NAME CLASS HOSTS ADDRESS PORTS AGE"}},
 		{"nobody listening", []string{"--admin", "127.0.0.1:1"}, 1, nil},
@@ -62,6 +68,24 @@ func TestStatus(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestWeight(t *testing.T) {
+	for _, tc := range []struct {
+		w         float64
+		anomalous bool
+		want      string
+	}{
+		{1, false, "100%"},
+		{0.5, false, "50%"},
+		{0.255, false, "25.5%"},
+		{0.01, true, "1% anomalous"},
+		{1, true, "100% anomalous"}, // judged, not dimmed yet
+	} {
+		if got := weight(tc.w, tc.anomalous); got != tc.want {
+			t.Errorf("weight(%v, %v) = %q, want %q", tc.w, tc.anomalous, got, tc.want)
+		}
 	}
 }
 

@@ -57,9 +57,9 @@ func newFixture(t *testing.T, pprof bool) *fixture {
 	src := &fakeSource{st: runtime.Status{
 		Snapshot:  snap,
 		Listeners: []runtime.ListenerStatus{{Port: 443, Protocol: "HTTPS", Address: "127.0.0.1:8443", CertificateARNs: []string{c.ARN}, Rules: 1}},
-		Groups: []runtime.GroupStatus{{Name: "milvus/milvus-demo:19530", Protocol: "HTTP", ProtocolVersion: "GRPC", Targets: []runtime.TargetStatus{
-			{Address: "10.0.0.1:19530", State: "healthy", InFlight: 1},
-			{Address: "10.0.0.2:19530", State: "unhealthy", Reason: "Target.FailedHealthChecks"},
+		Groups: []runtime.GroupStatus{{Name: "milvus/milvus-demo:19530", Protocol: "HTTP", ProtocolVersion: "GRPC", Algorithm: "weighted_random", Targets: []runtime.TargetStatus{
+			{Address: "10.0.0.1:19530", State: "healthy", InFlight: 1, LatencyEWMAMs: 12.5, Weight: 1},
+			{Address: "10.0.0.2:19530", State: "unhealthy", Reason: "Target.FailedHealthChecks", LatencyEWMAMs: 300, Weight: 0.25, Anomalous: true},
 		}}},
 	}}
 	m := metrics.New(metrics.Options{Version: "test"})
@@ -100,17 +100,24 @@ func TestEndpoints(t *testing.T) {
 		want   []string
 	}{
 		{"/healthz", 200, []string{"ok"}},
-		{"/metrics", 200, []string{"l7lb_requests_total{", `l7lb_target_health_state{state="unhealthy",target="10.0.0.2:19530"`, "l7lb_build_info", "l7lb_config_reloads_total{result=\"success\"} 1"}},
+		{"/metrics", 200, []string{"l7lb_requests_total{", `l7lb_target_health_state{state="unhealthy",target="10.0.0.2:19530"`, "l7lb_build_info", "l7lb_config_reloads_total{result=\"success\"} 1",
+			`l7lb_target_group_info{algorithm="weighted_random",target_group="milvus/milvus-demo:19530"} 1`,
+			`l7lb_target_latency_ewma_seconds{target="10.0.0.1:19530",target_group="milvus/milvus-demo:19530"} 0.0125`,
+			`l7lb_target_weight{target="10.0.0.2:19530",target_group="milvus/milvus-demo:19530"} 0.25`,
+			`l7lb_target_anomalous{target="10.0.0.2:19530",target_group="milvus/milvus-demo:19530"} 1`,
+			"l7lb_target_hangs_total "}},
 		{"/api/v1/config", 200, []string{`"listeners"`, f.arn, `"targetGroups"`}},
 		{"/api/v1/listeners", 200, []string{`"address": "127.0.0.1:8443"`}},
 		{"/api/v1/rules", 200, []string{`"host": "milvus-demo.milvus.io"`, `"targetGroup": "milvus/milvus-demo:19530"`}},
-		{"/api/v1/targetgroups", 200, []string{`"state": "unhealthy"`, `"reason": "Target.FailedHealthChecks"`, `"inFlight": 1`, `"lastErrorCode": "UNAVAILABLE"`, `"lastError": "l7lb: target gone"`, `"lastMinute"`}},
+		{"/api/v1/targetgroups", 200, []string{`"state": "unhealthy"`, `"reason": "Target.FailedHealthChecks"`, `"inFlight": 1`, `"lastErrorCode": "UNAVAILABLE"`, `"lastError": "l7lb: target gone"`, `"lastMinute"`,
+			`"algorithm": "weighted_random"`, `"latencyEwmaMs": 12.5`, `"weight": 0.25`, `"anomalous": true`}},
 		{"/api/v1/certificates", 200, []string{`"dnsNames": [`, "milvus-demo.milvus.io", `"notAfter"`, `"443 (default)"`, `"daysLeft": 0`}},
 		{"/api/v1/ingresses", 200, []string{`"name": "milvus/milvus-demo"`, `"class": "alb"`, `"ports": [`}},
 		{"/api/v1/reload", 200, []string{`"ok": true`}},
-		{"/api/v1/dashboard", 200, []string{`"series"`, `"code": "UNAVAILABLE"`, `"certificates"`}},
+		{"/api/v1/dashboard", 200, []string{`"series"`, `"code": "UNAVAILABLE"`, `"certificates"`, `"algorithm": "weighted_random"`, `"latencyEwmaMs": 300`}},
 		{"/", 200, []string{"<title>l7lb</title>", "app.js"}},
-		{"/app.js", 200, []string{"api/v1/dashboard"}},
+		// The script reads the balancing fields by their JSON names.
+		{"/app.js", 200, []string{"api/v1/dashboard", "g.algorithm", "t.inFlight", "t.latencyEwmaMs", "t.weight", "t.anomalous"}},
 		{"/debug/pprof/", 404, nil},
 	} {
 		t.Run(tc.path, func(t *testing.T) {

@@ -85,13 +85,14 @@ type Group struct {
 	Name            string   `json:"name"`
 	Protocol        string   `json:"protocol"`
 	ProtocolVersion string   `json:"protocolVersion"`
+	Algorithm       string   `json:"algorithm"`
 	Targets         []Target `json:"targets"`
 }
 
 func (s *Server) groups(st runtime.Status, series bool) []Group {
 	out := []Group{}
 	for _, g := range st.Groups {
-		og := Group{Name: g.Name, Protocol: g.Protocol, ProtocolVersion: g.ProtocolVersion, Targets: []Target{}}
+		og := Group{Name: g.Name, Protocol: g.Protocol, ProtocolVersion: g.ProtocolVersion, Algorithm: g.Algorithm, Targets: []Target{}}
 		for _, t := range g.Targets {
 			pts, minute := s.sampler.target(g.Name, t.Address)
 			ot := Target{TargetStatus: t, LastMinute: minute}

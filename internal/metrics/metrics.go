@@ -114,6 +114,9 @@ func New(opts Options) *Metrics {
 	targetStalls := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "target_connection_stalls_total",
 		Help: "Target connections given up because the target granted no flow-control window while requests waited."},
 		func() float64 { return float64(upstream.Stalls()) })
+	targetHangs := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "target_hangs_total",
+		Help: "Times a target connection held requests and answered nothing, not even a liveness PING (the target is reported hung and ejected)."},
+		func() float64 { return float64(upstream.Hangs()) })
 	m.status = newStatusCollector()
 
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info", Help: "Always 1; the labels say which l7lb runs."}, []string{"version", "revision", "goversion"})
@@ -122,7 +125,7 @@ func New(opts Options) *Metrics {
 
 	m.reg.MustRegister(m.requests, m.duration, m.targetDuration, m.received, m.sent,
 		m.conns, m.connsTotal, m.connsRejected, m.handshakes, m.handshakeErrs, m.ejections, m.retries, m.failOpen,
-		m.reloads, m.lastReloadOK, m.lastReloadTime, m.accessDropped, m.accessWritten, m.procs, m.procsChanges, targetStalls, buildInfo, m.status,
+		m.reloads, m.lastReloadOK, m.lastReloadTime, m.accessDropped, m.accessWritten, m.procs, m.procsChanges, targetStalls, targetHangs, buildInfo, m.status,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.series.Store(&map[seriesKey]*series{})
 	m.targets.Store(&map[targetKey]*TargetStats{})

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/l7lb/l7lb/internal/balance/load"
 	"github.com/l7lb/l7lb/internal/config"
 )
 
@@ -26,10 +27,13 @@ type ListenerStatus struct {
 
 // GroupStatus is one target group and its targets.
 type GroupStatus struct {
-	Name            string         `json:"name"`
-	Protocol        string         `json:"protocol"`
-	ProtocolVersion string         `json:"protocolVersion"`
-	Targets         []TargetStatus `json:"targets"`
+	Name            string `json:"name"`
+	Protocol        string `json:"protocol"`
+	ProtocolVersion string `json:"protocolVersion"`
+	// Algorithm is the balancing algorithm in effect (config.Algorithm;
+	// round_robin when the configuration names none).
+	Algorithm string         `json:"algorithm"`
+	Targets   []TargetStatus `json:"targets"`
 }
 
 // TargetStatus is one target. State uses the ALB's names: initial,
@@ -41,6 +45,27 @@ type TargetStatus struct {
 	InFlight int64     `json:"inFlight"`
 	Served   uint64    `json:"served"`
 	Since    time.Time `json:"since,omitzero"`
+	// LatencyEWMAMs is the peak-EWMA of the target's time to response
+	// headers, in milliseconds like the admin API's p99Ms, as last
+	// updated (load.Meter.Latency). Every algorithm measures it, not only
+	// peak_ewma. It is absent (0) until the target has answered once,
+	// since no measurement is not a zero latency.
+	LatencyEWMAMs float64 `json:"latencyEwmaMs,omitempty"`
+	// Weight is the target's share relative to a healthy peer, 0 to 1:
+	// below 1 only while anomaly mitigation dims it (slow start is not
+	// included; it skips a new target's turns instead).
+	Weight float64 `json:"weight"`
+	// Anomalous is anomaly mitigation's last judgement of the target.
+	Anomalous bool `json:"anomalous"`
+}
+
+// loadStatus fills in what the target's meter says.
+func (ts *TargetStatus) loadStatus(m *load.Meter) {
+	if d, ok := m.Latency(); ok {
+		ts.LatencyEWMAMs = float64(d) / float64(time.Millisecond)
+	}
+	ts.Weight = float64(m.Weight()) / 1000
+	ts.Anomalous = m.Anomalous()
 }
 
 // Status reports what is serving now.
@@ -63,10 +88,11 @@ func (rt *Runtime) Status() Status {
 		if g == nil {
 			continue
 		}
-		gs := GroupStatus{Name: tg.Name, Protocol: string(tg.Protocol), ProtocolVersion: string(tg.ProtocolVersion)}
+		gs := GroupStatus{Name: tg.Name, Protocol: string(tg.Protocol), ProtocolVersion: string(tg.ProtocolVersion), Algorithm: string(g.Algorithm())}
 		for _, t := range g.Targets() {
 			ts := TargetStatus{Address: t.Addr, InFlight: t.Meter.InFlight(), Served: t.Served.Load()}
 			ts.State, ts.Reason, ts.Since = t.State()
+			ts.loadStatus(&t.Meter)
 			gs.Targets = append(gs.Targets, ts)
 		}
 		slices.SortFunc(gs.Targets, func(a, b TargetStatus) int {

@@ -56,9 +56,12 @@ type row struct {
 	State  string `json:"state"`
 	Reason string `json:"reason"`
 	RPS    string `json:"rps"`
+	EWMA   string `json:"ewma"`
+	Weight string `json:"weight"`
 }
 
-const rowsJS = `JSON.stringify([...document.querySelectorAll("tr.target")].map(r => ({target: r.dataset.target, state: r.dataset.state, reason: r.querySelector(".reason").textContent, rps: r.querySelector(".rps").textContent})))`
+const rowsJS = `JSON.stringify([...document.querySelectorAll("tr.target")].map(r => ({target: r.dataset.target, state: r.dataset.state, reason: r.querySelector(".reason").textContent, rps: r.querySelector(".rps").textContent,
+	ewma: r.querySelector(".ewma").textContent, weight: r.querySelector(".weight").textContent})))`
 
 func TestDashboardShowsTargetHealth(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -146,19 +149,24 @@ func TestDashboardShowsTargetHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// 1. Three healthy targets, with traffic.
+	// 1. Three healthy targets, with traffic: each has answered, so each
+	// shows an EWMA latency, and at full weight (round robin dims none).
 	rows := waitRows(t, browser, 60*time.Second, "three healthy targets with traffic", func(rows []row) bool {
 		if len(rows) != 3 {
 			return false
 		}
 		for _, r := range rows {
-			if r.State != "healthy" || r.RPS == "0.0" {
+			if r.State != "healthy" || r.RPS == "0.0" || r.EWMA == "-" || r.Weight != "100%" {
 				return false
 			}
 		}
 		return true
 	})
 	t.Logf("dashboard before: %+v", rows)
+	var algorithm string
+	if err := browser.eval(`document.querySelector('h3[data-group="milvus/milvus-demo:19530"] .algorithm').textContent`, &algorithm); err != nil || algorithm != "round_robin" {
+		t.Errorf("the group's algorithm on the page: %q (%v), want round_robin", algorithm, err)
+	}
 	saveScreenshot(t, browser, "dashboard-healthy.png")
 
 	// 2. Kill one replica: its row turns unhealthy, live, without a reload
@@ -192,7 +200,8 @@ func TestDashboardShowsTargetHealth(t *testing.T) {
 	// The same picture from the command line and in the metrics.
 	out, err := exec.CommandContext(ctx, binary, "status", "--admin", adminAddr).CombinedOutput()
 	flat := strings.Join(strings.Fields(string(out)), " ")
-	if err != nil || !strings.Contains(flat, "milvus/milvus-demo alb milvus-demo.milvus.io") || !strings.Contains(flat, victim.Addr()+" unhealthy") {
+	if err != nil || !strings.Contains(flat, "milvus/milvus-demo alb milvus-demo.milvus.io") || !strings.Contains(flat, victim.Addr()+" unhealthy") ||
+		!strings.Contains(flat, "milvus/milvus-demo:19530 round_robin") {
 		t.Errorf("l7lb status (%v):\n%s", err, out)
 	}
 	t.Logf("l7lb status:\n%s", out)
@@ -202,7 +211,8 @@ func TestDashboardShowsTargetHealth(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`grpc_method="ShowCollections"`, `l7lb_tls_handshakes_total{listener="443",tls_version="1.3"}`, `l7lb_target_health_state{state="unhealthy",target="` + victim.Addr() + `",target_group="milvus/milvus-demo:19530"} 1`, `l7lb_client_connections{listener="443"} 1`} {
+	for _, want := range []string{`grpc_method="ShowCollections"`, `l7lb_tls_handshakes_total{listener="443",tls_version="1.3"}`, `l7lb_target_health_state{state="unhealthy",target="` + victim.Addr() + `",target_group="milvus/milvus-demo:19530"} 1`, `l7lb_client_connections{listener="443"} 1`,
+		`l7lb_target_group_info{algorithm="round_robin",target_group="milvus/milvus-demo:19530"} 1`, `l7lb_target_latency_ewma_seconds{target="` + victim.Addr() + `"`} {
 		if !bytes.Contains(metrics, []byte(want)) {
 			t.Errorf("/metrics lacks %s", want)
 		}

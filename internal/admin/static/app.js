@@ -35,6 +35,17 @@ function spark(points, field, cls) {
 
 const fmt = (n, d = 1) => (n || 0).toFixed(d);
 
+// The EWMA latency is absent until the target answered once: a dash, not
+// a 0 that would read as the fastest target.
+const ewma = (t) => (t.latencyEwmaMs ? fmt(t.latencyEwmaMs, 2) : "-");
+
+// Weight as a share of a healthy peer's; below 100 % only while anomaly
+// mitigation dims the target, which is flagged next to it.
+function weight(t) {
+  const pct = `${+((t.weight ?? 1) * 100).toFixed(1)}%`;
+  return t.anomalous ? [pct, " ", el("span", { class: "badge anomalous" }, "anomalous")] : [pct];
+}
+
 function ago(t) {
   const s = Math.max(0, Math.round((Date.now() - new Date(t).getTime()) / 1000));
   if (s < 120) return `${s}s ago`;
@@ -50,7 +61,10 @@ function renderGroups(groups) {
     const counts = {};
     for (const t of g.targets) counts[t.state] = (counts[t.state] || 0) + 1;
     const summary = Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(", ") || "no targets";
-    box.append(el("h3", { "data-group": g.name }, `${g.name} `, el("span", { class: "muted" }, `${g.protocol} ${g.protocolVersion} · ${summary}`)));
+    box.append(el("h3", { "data-group": g.name }, `${g.name} `,
+      el("span", { class: "muted" }, `${g.protocol} ${g.protocolVersion} · `),
+      el("span", { class: "algorithm", title: "balancing algorithm" }, g.algorithm),
+      el("span", { class: "muted" }, ` · ${summary}`)));
     const tbody = el("tbody");
     for (const t of g.targets) {
       const last = t.lastError ? `${t.lastErrorCode}: ${t.lastError || ""}`.replace(/: $/, "") : "";
@@ -59,13 +73,15 @@ function renderGroups(groups) {
         el("td", { class: "state" }, el("span", { class: `badge state-${t.state}` }, t.state)),
         el("td", { class: "reason" }, t.reason || ""),
         el("td", { class: "num inflight" }, t.inFlight),
+        el("td", { class: "num ewma" }, ewma(t)),
+        el("td", { class: "num weight" }, ...weight(t)),
         el("td", { class: "num rps" }, fmt(t.lastMinute.rps)),
         el("td", {}, spark(t.series || [], "rps", "rps")),
         el("td", { class: "num p99" }, fmt(t.lastMinute.p99Ms, 2)),
         el("td", {}, spark(t.series || [], "p99Ms", "p99")),
         el("td", { class: "lasterr muted" }, last)));
     }
-    const head = el("thead", {}, el("tr", {}, ...["target", "state", "reason", "in flight", "RPS (1 min)", "RPS", "p99 ms (1 min)", "p99", "last error"].map((h) => el("th", {}, h))));
+    const head = el("thead", {}, el("tr", {}, ...["target", "state", "reason", "in flight", "EWMA ms", "weight", "RPS (1 min)", "RPS", "p99 ms (1 min)", "p99", "last error"].map((h) => el("th", {}, h))));
     box.append(el("table", { class: "targets" }, head, tbody));
   }
 }
