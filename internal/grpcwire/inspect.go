@@ -73,3 +73,8 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// MidMessage reports whether the bytes seen so far end inside a message
+// (its prefix or body): the stream cut here would leave the receiver a
+// truncated message.
+func (in *Inspector) MidMessage() bool { return in.remaining > 0 || in.have > 0 }

@@ -718,6 +718,23 @@ func (st *stream) missedDeadline() {
 func (st *stream) fail(code codes.Code, msg string) {
 	sc := st.sc
 	sc.w.Lock()
+	if !st.respDone && code == codes.DeadlineExceeded && st.respInspect.MidMessage() {
+		// The deadline cut a reply in the middle of a message: trailers
+		// now would read as a truncated message (grpc-go reports INTERNAL
+		// "unexpected EOF", whatever the status says). A gRPC server whose
+		// deadline cuts a reply resets the stream with CANCEL, which
+		// clients report as DEADLINE_EXCEEDED once their deadline passed;
+		// so does l7lb.
+		st.pending, st.pendingEnd, st.pendingTrailers = nil, false, nil
+		st.respDone, st.reqDone = true, true
+		st.rpc.GRPCStatus, st.rpc.Error = grpcwire.StatusText(code), msg
+		st.rpc.Reset, st.rpc.ResetBy = uint32(http2.ErrCodeCancel), "l7lb"
+		sc.w.AppendRST(st.id, http2.ErrCodeCancel)
+		sc.removeLocked(st)
+		sc.w.Unlock()
+		sc.w.Kick()
+		return
+	}
 	if !st.respDone {
 		st.pending, st.pendingEnd, st.pendingTrailers = nil, false, nil
 		st.appendStatusLocked(code, msg)
