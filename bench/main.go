@@ -6,6 +6,7 @@
 //	go run ./bench -peers nginx,haproxy,caddy -duration 5s -repeat 3 -out bench/results
 //	go run ./bench -quick          # seconds: direct + l7lb, 1 s windows, 1 repeat
 //	go run ./bench -abuse all -peers haproxy -out /tmp/abuse   # abuse scenarios (abuse.go)
+//	go run ./bench -balance all -peers haproxy,nginx -out /tmp/balance   # balancing algorithms (balance.go)
 package main
 
 import (
@@ -34,8 +35,13 @@ type config struct {
 	Strict    bool
 	Quiet     bool
 	Abuse     []string // -abuse: scenarios to run instead of the workloads
+	Balance   []string // -balance: balancing scenarios to run instead of the workloads
+	// BalanceAlgos are the l7lb algorithms -balance measures (rr, lor,
+	// wr, ewma); empty: all.
+	BalanceAlgos []string
 
-	abuseParams *abuseParams // nil: defaultAbuseParams (tests shrink them)
+	abuseParams   *abuseParams   // nil: defaultAbuseParams (tests shrink them)
+	balanceParams *balanceParams // nil: defaultBalanceParams
 }
 
 func main() {
@@ -66,6 +72,8 @@ func main() {
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the scratch directory (configs, logs)")
 	flag.BoolVar(&cfg.Strict, "strict", false, "exit 3 when a target of issue 3 fails")
 	abuse := flag.String("abuse", "", "run abuse scenarios instead of the workloads, comma-separated from timeout-storm,timeout-storm-raw,stalled-reader, or \"all\"; against l7lb and -peers (no direct), 1 run unless -repeat is given, results in -out/abuse.{md,jsonl}")
+	balance := flag.String("balance", "", "run balancing scenarios instead of the workloads, comma-separated from equal,slow,hung, or \"all\"; l7lb with each algorithm (-algorithms) against -peers haproxy (balance leastconn) and nginx (least_conn), 1 run unless -repeat is given, results in -out/balance.{md,jsonl}")
+	algorithms := flag.String("algorithms", "all", "with -balance: l7lb algorithms to measure, comma-separated from rr,lor,wr,ewma, or \"all\"")
 	readme := flag.Bool("update-readme", false, "copy bench/results/README-section.md into README.md's performance section, and exit")
 	flag.Parse()
 	if *readme {
@@ -89,6 +97,24 @@ func main() {
 	if cfg.Abuse = splitList(*abuse); len(cfg.Abuse) > 0 {
 		// The abusers speak TLS to a balancer: no direct baseline. One run
 		// unless asked for more (each scenario takes 6–12 s per balancer).
+		cfg.Direct = false
+		repeatSet := false
+		flag.Visit(func(f *flag.Flag) { repeatSet = repeatSet || f.Name == "repeat" })
+		if !repeatSet {
+			cfg.Repeat = 1
+		}
+	}
+	if *balance == "all" {
+		*balance = strings.Join(balanceScenarios, ",")
+	}
+	if cfg.Balance = splitList(*balance); len(cfg.Balance) > 0 {
+		if len(cfg.Abuse) > 0 {
+			fmt.Fprintln(os.Stderr, "bench: -abuse and -balance are separate runs")
+			os.Exit(2)
+		}
+		if *algorithms != "all" {
+			cfg.BalanceAlgos = splitList(*algorithms)
+		}
 		cfg.Direct = false
 		repeatSet := false
 		flag.Visit(func(f *flag.Flag) { repeatSet = repeatSet || f.Name == "repeat" })
