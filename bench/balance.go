@@ -851,6 +851,9 @@ func balanceCommand(cfg config) string {
 	if cfg.L7LBBin != "" {
 		b.WriteString(" -l7lb-bin " + cfg.L7LBBin)
 	}
+	if cfg.Out != "" {
+		b.WriteString(" -out " + cfg.Out)
+	}
 	return b.String()
 }
 
