@@ -51,6 +51,9 @@ type env struct {
 	Ingress   string
 	Workers   int
 	L7LBFlags []string // extra flags for l7lb serve (-l7lb-flags)
+	// -balance sets these on a copy of the env for one measurement:
+	PeerBalance string   // the peers' algorithm directive (HAProxy "balance X", nginx "X;"); "" = round robin
+	L7LBArgs    []string // more arguments to l7lb serve
 }
 
 func (e *env) makeCerts() error {
@@ -110,7 +113,13 @@ func (e *env) buildL7LB(prebuilt string) error {
 	}
 	e.ARN = imp.CertificateArn
 	e.Ingress = filepath.Join(e.Dir, "ingress.yaml")
-	return e.render("ingress.yaml.tmpl", e.Ingress, map[string]any{"ARN": e.ARN, "ServerName": serverName})
+	return e.writeIngress(e.Ingress, nil)
+}
+
+// writeIngress renders the bench's Ingress to dst with extra annotation
+// lines ("key: value") after the seed's.
+func (e *env) writeIngress(dst string, extra []string) error {
+	return e.render("ingress.yaml.tmpl", dst, map[string]any{"ARN": e.ARN, "ServerName": serverName, "Extra": extra})
 }
 
 func (e *env) render(tmpl, dst string, data any) error {
@@ -211,7 +220,7 @@ func startBalancer(e *env, name string, seq int) (*running, error) {
 			"--endpoints", "milvus/milvus-demo=" + strings.Join(e.Backends, ","),
 			"--listen", "443=127.0.0.1:0", "--addr-file", addrFile,
 			"--log-level", "warn", "--drain-timeout", "1s"}
-		r.cmd, err = startProcess(name, r.log, nil, e.L7LB, append(args, e.L7LBFlags...)...)
+		r.cmd, err = startProcess(name, r.log, nil, e.L7LB, append(append(args, e.L7LBFlags...), e.L7LBArgs...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -241,6 +250,7 @@ func startBalancer(e *env, name string, seq int) (*running, error) {
 			"Dir": dir, "Workers": e.Workers, "Backends": e.Backends, "Listen": r.Addr,
 			"Host": "127.0.0.1", "Port": port, "ServerName": serverName,
 			"CertChain": e.CertChain, "Key": e.Key, "CombinedPEM": e.Combined,
+			"Balance": e.PeerBalance,
 		}
 		bin := peerBinary(name)
 		switch name {
@@ -416,13 +426,19 @@ type backendProc struct {
 }
 
 func startBackend(dir string) (*backendProc, error) {
+	return startBackendArgs(dir, "backend.log", "3")
+}
+
+// startBackendArgs starts a backend process with runBackend's arguments,
+// logging its stderr to dir/logName.
+func startBackendArgs(dir, logName string, args ...string) (*backendProc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "backend", "3")
+	cmd := exec.Command(self, append([]string{"backend"}, args...)...)
 	cmd.Env = append(os.Environ(), backendEnv+"=1")
-	lf, err := os.Create(filepath.Join(dir, "backend.log"))
+	lf, err := os.Create(filepath.Join(dir, logName))
 	if err != nil {
 		return nil, err
 	}
@@ -467,7 +483,7 @@ func startBackend(dir string) (*backendProc, error) {
 	if !ok {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return nil, errors.New("backend did not report its listeners: " + l + tail(filepath.Join(dir, "backend.log"), 10))
+		return nil, errors.New("backend did not report its listeners: " + l + tail(filepath.Join(dir, logName), 10))
 	}
 	return &backendProc{cmd: cmd, stdin: stdin, Addrs: strings.Split(rest, ","), Pid: cmd.Process.Pid}, nil
 }

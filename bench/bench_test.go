@@ -209,3 +209,109 @@ func TestAbuseL7LB(t *testing.T) {
 		t.Error("an -abuse run wrote results.jsonl")
 	}
 }
+
+// TestBalanceL7LB runs the three balancing scenarios through l7lb with
+// round robin (each l7lb start waits ~2 s for two health checks), shrunk, and checks that the harness did what
+// it says: the slow replica is slow, the hung one was stopped, the counters
+// and the outputs are there. It does not judge l7lb's figures (the checks
+// are printed, not asserted): the scenarios exist to show them.
+func TestBalanceL7LB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds l7lb and runs the balancing scenarios for several seconds")
+	}
+	out := t.TempDir()
+	p := balanceParams{
+		InFlight: 8, ReqSize: 3 << 10, ReplySize: 1 << 10,
+		EqualWarmup: 200 * time.Millisecond, EqualDuration: 500 * time.Millisecond,
+		SlowDuration: 800 * time.Millisecond, SlowSettle: 300 * time.Millisecond, SlowDelay: 20 * time.Millisecond,
+		HungDuration: 1800 * time.Millisecond, HungStopAt: 400 * time.Millisecond, HungDeadline: 700 * time.Millisecond,
+		CallDeadline: 5 * time.Second, Sample: 100 * time.Millisecond, HealthWait: 10 * time.Second,
+	}
+	start := time.Now()
+	rep, err := run(config{
+		Workloads: []string{"a"}, Balance: []string{"equal", "slow", "hung"}, BalanceAlgos: []string{"rr"},
+		Repeat: 1, Out: out, Workers: 2, balanceParams: &p,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("harness took %v", time.Since(start))
+	if len(rep.Checks) == 0 {
+		t.Error("no check lines")
+	}
+	f, err := os.Open(filepath.Join(out, "balance.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var recs []BalanceRecord
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var r BalanceRecord
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("balance.jsonl line %d: %v", len(recs)+1, err)
+		}
+		recs = append(recs, r)
+	}
+	if len(recs) != 3 {
+		t.Fatalf("got %d records, want 3 (one per scenario)", len(recs))
+	}
+	for _, r := range recs {
+		name := r.Scenario + "/" + r.Balancer
+		if r.Failed != "" {
+			t.Errorf("%s: failed: %s", name, r.Failed)
+			continue
+		}
+		if r.OK == 0 || r.RPS <= 0 {
+			t.Errorf("%s: no RPC completed", name)
+		}
+		if r.HealthyS == nil {
+			t.Errorf("%s: l7lb's targets never all healthy: %v", name, r.Notes)
+		}
+		if len(r.Split) != 3 || sum(r.Split) == 0 {
+			t.Errorf("%s: split %v", name, r.Split)
+		}
+		if len(r.Timeline) == 0 || len(r.ClientRPS) == 0 {
+			t.Errorf("%s: no timeline", name)
+		}
+		switch r.Scenario {
+		case "equal":
+			if r.CPUusPerRPC == nil || *r.CPUusPerRPC <= 0 || r.SplitDevPct == nil {
+				t.Errorf("%s: CPU %v, split deviation %v", name, r.CPUusPerRPC, r.SplitDevPct)
+			}
+			if r.ErrorsTotal != 0 {
+				t.Errorf("%s: %d errors: %s", name, r.ErrorsTotal, r.FirstError)
+			}
+		case "slow":
+			if r.SlowSharePct == nil || r.SlowShareAfter == nil {
+				t.Errorf("%s: no slow shares", name)
+			}
+			// Round robin sends the slow replica its third whatever it
+			// does, so its RPCs wait for the delay: the p99 shows it.
+			if r.Balancer == "l7lb-rr" && r.P99ms < float64(p.SlowDelay/time.Millisecond) {
+				t.Errorf("%s: p99 %.2f ms below the slow replica's delay %v", name, r.P99ms, p.SlowDelay)
+			}
+		case "hung":
+			if r.RPSBefore == nil || r.RPSDuring == nil || r.HungGot == nil || r.LastStampS == nil {
+				t.Errorf("%s: hung figures missing: before %v during %v got %v stamp %v notes %v", name, r.RPSBefore, r.RPSDuring, r.HungGot, r.LastStampS, r.Notes)
+			}
+			if r.Balancer == "l7lb-rr" && r.ErrorsTotal == 0 {
+				// round robin had RPCs in flight on the stopped replica
+				t.Errorf("%s: no RPC failed: was the replica stopped?", name)
+			}
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(out, "balance.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"#### equal", "#### slow", "#### hung", "| l7lb-rr | 1 |", "Targets of issue 11", "hung: l7lb-rr failed RPCs"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("balance.md lacks %q", want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "results.jsonl")); err == nil {
+		t.Error("a -balance run wrote results.jsonl")
+	}
+}

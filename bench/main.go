@@ -6,6 +6,7 @@
 //	go run ./bench -peers nginx,haproxy,caddy -duration 5s -repeat 3 -out bench/results
 //	go run ./bench -quick          # seconds: direct + l7lb, 1 s windows, 1 repeat
 //	go run ./bench -abuse all -peers haproxy -out /tmp/abuse   # abuse scenarios (abuse.go)
+//	go run ./bench -balance all -peers haproxy,nginx -out /tmp/balance   # balancing algorithms (balance.go)
 package main
 
 import (
@@ -36,9 +37,14 @@ type config struct {
 	Abuse     []string // -abuse: scenarios to run instead of the workloads
 	Idle      int      // -idle: idle connections to open instead of the workloads
 	L7LBFlags []string // -l7lb-flags: extra flags for l7lb serve (experiments)
+	Balance   []string // -balance: balancing scenarios to run instead of the workloads
+	// BalanceAlgos are the l7lb algorithms -balance measures (rr, lor,
+	// wr, ewma); empty: all.
+	BalanceAlgos []string
 
-	abuseParams *abuseParams // nil: defaultAbuseParams (tests shrink them)
-	idleParams  *idleParams  // nil: defaultIdleParams
+	abuseParams   *abuseParams   // nil: defaultAbuseParams (tests shrink them)
+	balanceParams *balanceParams // nil: defaultBalanceParams
+	idleParams    *idleParams    // nil: defaultIdleParams
 }
 
 func main() {
@@ -71,6 +77,8 @@ func main() {
 	abuse := flag.String("abuse", "", "run abuse scenarios instead of the workloads, comma-separated from timeout-storm,timeout-storm-raw,stalled-reader, or \"all\"; against l7lb and -peers (no direct), 1 run unless -repeat is given, results in -out/abuse.{md,jsonl}")
 	flag.IntVar(&cfg.Idle, "idle", 0, "run the idle mode instead of the workloads: this many TLS HTTP/2 connections, one RPC each, then idle (RSS per connection, PING check), and 1000 silent TCP connections (held after 15 s?); against l7lb and -peers, results in -out/idle.{md,jsonl}")
 	l7lbFlags := flag.String("l7lb-flags", "", "extra flags for l7lb serve, space-separated (for experiments, e.g. \"--gc-heap-floor-mib 8\")")
+	balance := flag.String("balance", "", "run balancing scenarios instead of the workloads, comma-separated from equal,slow,hung, or \"all\"; l7lb with each algorithm (-algorithms) against -peers haproxy (balance leastconn) and nginx (least_conn), 1 run unless -repeat is given, results in -out/balance.{md,jsonl}")
+	algorithms := flag.String("algorithms", "all", "with -balance: l7lb algorithms to measure, comma-separated from rr,lor,wr,ewma, or \"all\"")
 	readme := flag.Bool("update-readme", false, "copy bench/results/README-section.md into README.md's performance section, and exit")
 	flag.Parse()
 	if *readme {
@@ -103,6 +111,24 @@ func main() {
 	if cfg.Abuse = splitList(*abuse); len(cfg.Abuse) > 0 {
 		// The abusers speak TLS to a balancer: no direct baseline. One run
 		// unless asked for more (each scenario takes 6–12 s per balancer).
+		cfg.Direct = false
+		repeatSet := false
+		flag.Visit(func(f *flag.Flag) { repeatSet = repeatSet || f.Name == "repeat" })
+		if !repeatSet {
+			cfg.Repeat = 1
+		}
+	}
+	if *balance == "all" {
+		*balance = strings.Join(balanceScenarios, ",")
+	}
+	if cfg.Balance = splitList(*balance); len(cfg.Balance) > 0 {
+		if len(cfg.Abuse) > 0 {
+			fmt.Fprintln(os.Stderr, "bench: -abuse and -balance are separate runs")
+			os.Exit(2)
+		}
+		if *algorithms != "all" {
+			cfg.BalanceAlgos = splitList(*algorithms)
+		}
 		cfg.Direct = false
 		repeatSet := false
 		flag.Visit(func(f *flag.Flag) { repeatSet = repeatSet || f.Name == "repeat" })

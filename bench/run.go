@@ -91,6 +91,26 @@ func run(cfg config) (*Report, error) {
 		order = append(order, "direct")
 	}
 	order = append(order, "l7lb")
+	var variants []balancerVariant
+	if len(cfg.Balance) > 0 {
+		// Only the peers that have a least-connections algorithm here.
+		var notes []string
+		var err error
+		if variants, notes, err = balanceVariants(cfg); err != nil {
+			return nil, err
+		}
+		for _, n := range notes {
+			fmt.Println("note:", n)
+			rep.Notes = append(rep.Notes, n)
+		}
+		var peers []string
+		for _, v := range variants {
+			if v.Kind != "l7lb" {
+				peers = append(peers, v.Kind)
+			}
+		}
+		cfg.Peers = peers
+	}
 	for _, p := range cfg.Peers {
 		known := false
 		for _, k := range peerNames {
@@ -107,6 +127,16 @@ func run(cfg config) (*Report, error) {
 		order = append(order, p)
 	}
 	rep.Order = order
+	if len(cfg.Balance) > 0 {
+		// Drop the variants whose peer was skipped (not installed).
+		kept := variants[:0]
+		for _, v := range variants {
+			if contains(order, v.Kind) {
+				kept = append(kept, v)
+			}
+		}
+		variants = kept
+	}
 
 	dir, err := os.MkdirTemp("", "l7lb-bench-")
 	if err != nil {
@@ -129,6 +159,19 @@ func run(cfg config) (*Report, error) {
 	}
 	for _, b := range order {
 		rep.Versions[b] = versionOf(e, b)
+	}
+	if len(cfg.Balance) > 0 {
+		// The scenarios start their own backends, one process each.
+		rep.Meta = collectMeta(root)
+		if rep.Meta.LoadStart > float64(rep.Meta.NProc)/4 {
+			fmt.Printf("warning: load average %.2f before the run: something else is using the CPUs\n", rep.Meta.LoadStart)
+		}
+		br, err := runBalance(cfg, e, variants, rep.Versions, rep.Notes, rep.Meta)
+		if err != nil {
+			return nil, err
+		}
+		rep.Checks, rep.AllPass = br.Checks, br.AllPass
+		return rep, nil
 	}
 	be, err := startBackend(dir)
 	if err != nil {
