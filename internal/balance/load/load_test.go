@@ -85,8 +85,19 @@ func TestCost(t *testing.T) {
 		t.Errorf("idle for one decay time: cost %v, want %v", c, 1000*math.Exp(-1))
 	}
 	old.Start()
-	if c := old.Cost(); c != 2000 {
-		t.Errorf("holding a request, not answered for a decay time: cost %v, want 2000 (no decay)", c)
+	// Holding a request unanswered for a decay time (250 ms): the
+	// average does not decay, and the wait itself is a latency of at
+	// least 249 ms, which is what the request it holds is priced at.
+	want := float64(uint32(DecayTime/time.Millisecond)-1) * 1000 * 2
+	if c := old.Cost(); c < want || c > want+2000*2 {
+		t.Errorf("holding a request, not answered for a decay time: cost %v, want about %v (the pending wait, no decay)", c, want)
+	}
+	// A fresh average with a request out is the average times two.
+	var busy Meter
+	busy.Observe(time.Millisecond)
+	busy.Start()
+	if c := busy.Cost(); c != 2000 {
+		t.Errorf("one request out, answered just now: cost %v, want 2000", c)
 	}
 }
 
