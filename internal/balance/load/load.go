@@ -80,8 +80,9 @@ func decay(elapsed uint32) float64 {
 }
 
 // Observe records how long the target took to answer one request. A
-// latency above the average replaces it at once (the "peak" that makes a
-// target that slows down lose traffic immediately); one below moves the
+// latency above the average replaces it at once, up to twice the average
+// (the "peak" that makes a target that slows down lose traffic within a
+// few answers); one below moves the
 // average toward it with a weight that grows with the time since the last
 // update, so the average follows time, not the request rate.
 func (m *Meter) Observe(d time.Duration) {
@@ -96,9 +97,19 @@ func (m *Meter) Observe(d time.Duration) {
 		old := m.latency.Load()
 		avg, at := unpack(old)
 		next := us
-		if avg != 0 && us < avg {
+		switch {
+		case avg == 0:
+		case us < avg:
 			w := decay(now - at)
 			next = float32(float64(avg)*w + float64(us)*(1-w))
+		case us > 2*avg:
+			// The peak at most doubles the average per answer: a target
+			// that really slowed down reaches its new latency within a
+			// few answers (20× in five), while one stray slow answer of
+			// a healthy target (a pause, a descheduled thread) no longer
+			// multiplies its price, which with many requests in flight
+			// let a slow replica look as cheap as a busy fast one.
+			next = 2 * avg
 		}
 		if m.latency.CompareAndSwap(old, pack(next, now)) {
 			return

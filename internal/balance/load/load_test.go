@@ -2,6 +2,7 @@ package load
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -15,10 +16,21 @@ func TestObservePeakAndDecay(t *testing.T) {
 	if d, _ := m.Latency(); d != 2*time.Millisecond {
 		t.Fatalf("first observation: %v, want 2ms", d)
 	}
-	// A higher latency replaces the average at once (the peak).
-	m.Observe(20 * time.Millisecond)
-	if d, _ := m.Latency(); d != 20*time.Millisecond {
-		t.Fatalf("after a peak: %v, want 20ms", d)
+	// A higher latency replaces the average at once (the peak), up to
+	// twice it per answer: a stray slow answer doubles the price, a
+	// target that really slowed down gets there within a few answers.
+	m.Observe(3 * time.Millisecond)
+	if d, _ := m.Latency(); d != 3*time.Millisecond {
+		t.Fatalf("after a peak under 2×: %v, want 3ms", d)
+	}
+	var steps []time.Duration
+	for i := 0; i < 4; i++ {
+		m.Observe(20 * time.Millisecond)
+		d, _ := m.Latency()
+		steps = append(steps, d)
+	}
+	if want := []time.Duration{6 * time.Millisecond, 12 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond}; !slices.Equal(steps, want) {
+		t.Fatalf("a target slowed to 20 ms: averages %v, want %v", steps, want)
 	}
 	// A lower one in the same millisecond moves it little or not at all:
 	// the average follows time, not the number of requests.
@@ -29,8 +41,8 @@ func TestObservePeakAndDecay(t *testing.T) {
 		t.Fatalf("1000 fast answers at once pulled the average to %v; it must move with time", d)
 	}
 	n, sum := m.Observed()
-	if n != 1002 || sum != 1022*time.Millisecond {
-		t.Fatalf("Observed() = %d, %v; want 1002, 1022ms", n, sum)
+	if n != 1006 || sum != 1085*time.Millisecond {
+		t.Fatalf("Observed() = %d, %v; want 1006, 1085ms", n, sum)
 	}
 }
 
