@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/l7lb/l7lb/internal/controller"
+	"github.com/l7lb/l7lb/internal/kubeclient"
 	"github.com/l7lb/l7lb/internal/runtime"
 )
 
@@ -52,7 +52,9 @@ func runController(ctx context.Context, args []string, _, stderr io.Writer) int 
 		log.Error("no Kubernetes configuration", "error", err)
 		return 1
 	}
-	client, err := kubernetes.NewForConfig(cfg)
+	// The four API groups the controller uses, not kubernetes.NewForConfig's
+	// client for every group (issue 13).
+	client, err := kubeclient.NewForConfig(cfg)
 	if err != nil {
 		log.Error("Kubernetes client", "error", err)
 		return 1

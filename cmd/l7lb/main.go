@@ -1,6 +1,10 @@
 // Command l7lb is a Layer-7 load balancer for Milvus clusters: it terminates
 // TLS, speaks HTTP/2 and balances every gRPC call across the Milvus proxies,
 // configured by the Kubernetes Ingress that would have created an AWS ALB.
+//
+// This binary is only the product. The demo and the test cluster are
+// cmd/l7lb-demo, so that neither the Milvus SDK nor the test double is
+// linked into what serves production traffic (deps_test.go checks it).
 package main
 
 import (
@@ -22,10 +26,8 @@ func commands() []command {
 	return []command{
 		{"serve", "serve the Ingress objects in -f files", runServe},
 		{"validate", "check -f files the way serve would, without serving", runValidate},
-		{"demo", "run the seed end to end on loopback: test Milvus, certificate, Ingress, SDK", runDemo},
 		{"cert", "local certificate store: import, list, describe, delete", runCert},
 		{"controller", "the in-cluster Ingress controller: watch Ingresses, serve them, write their status", runController},
-		{"testserver", "run a Milvus-compatible test cluster (for tests and benchmarks)", runTestServer},
 		{"status", "show a running l7lb's Ingresses and targets (from its admin API)", runStatus},
 		{"version", "print the version", runVersion},
 	}
@@ -62,5 +64,5 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'l7lb <command> -h' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'l7lb <command> -h' for a command's flags. The demo and the test cluster are go run ./cmd/l7lb-demo.")
 }

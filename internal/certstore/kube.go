@@ -15,7 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 )
 
 // The certificate store kept in a cluster is a set of Secrets of type
@@ -54,9 +54,16 @@ func KubeSelector(arn string) string {
 	return s
 }
 
+// KubeClient is the part of a Kubernetes clientset the store uses
+// (kubeclient.Clientset, or client-go's fake clientset in tests); not
+// kubernetes.Interface, which would link every API group's client.
+type KubeClient interface {
+	CoreV1() typedcorev1.CoreV1Interface
+}
+
 // KubeStore is the certificate store kept as Secrets in a namespace.
 type KubeStore struct {
-	Client    kubernetes.Interface
+	Client    KubeClient
 	Namespace string
 }
 

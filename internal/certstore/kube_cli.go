@@ -7,8 +7,9 @@ import (
 	"os"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/l7lb/l7lb/internal/kubeclient"
 )
 
 // kubeImportFlags are `cert import --kubernetes`: the store is Secrets in
@@ -42,7 +43,7 @@ func (k *kubeImportFlags) importPEMs(ctx context.Context, certPEM, chainPEM, key
 	if err != nil {
 		return Certificate{}, nil, fmt.Errorf("kubernetes configuration: %w", err)
 	}
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := kubeclient.NewForConfig(cfg)
 	if err != nil {
 		return Certificate{}, nil, fmt.Errorf("kubernetes client: %w", err)
 	}

@@ -10,10 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -28,13 +25,13 @@ type Controller struct {
 	opts Options
 	log  *slog.Logger
 
-	factory, secretFactory informers.SharedInformerFactory
-	ingresses              networkinglisters.IngressLister
-	classes                networkinglisters.IngressClassLister
-	services               corelisters.ServiceLister
-	slices                 discoverylisters.EndpointSliceLister
-	secrets                corelisters.SecretLister
-	certs                  *CertIndex
+	informers *informerSet
+	ingresses networkinglisters.IngressLister
+	classes   networkinglisters.IngressClassLister
+	services  corelisters.ServiceLister
+	slices    discoverylisters.EndpointSliceLister
+	secrets   corelisters.SecretLister
+	certs     *CertIndex
 
 	broadcaster record.EventBroadcaster
 	events      EventRecorder
@@ -66,34 +63,22 @@ func New(opts Options) (*Controller, error) {
 		lastGood:  map[string]*networkingv1.Ingress{},
 		lastEvent: map[types.UID]string{},
 	}
-	c.factory = informers.NewSharedInformerFactory(opts.Client, opts.Resync)
-	// Only TLS Secrets: spec.tls ones and the certificate store's. The
-	// field selector keeps every other Secret out of memory.
-	c.secretFactory = informers.NewSharedInformerFactoryWithOptions(opts.Client, opts.Resync,
-		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
-			lo.FieldSelector = fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS)).String()
-		}))
+	c.informers = newInformerSet(opts.Client, opts.Resync)
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.kick() },
 		UpdateFunc: func(any, any) { c.kick() },
 		DeleteFunc: func(any) { c.kick() },
 	}
-	for _, inf := range []cache.SharedIndexInformer{
-		c.factory.Networking().V1().Ingresses().Informer(),
-		c.factory.Networking().V1().IngressClasses().Informer(),
-		c.factory.Core().V1().Services().Informer(),
-		c.factory.Discovery().V1().EndpointSlices().Informer(),
-		c.secretFactory.Core().V1().Secrets().Informer(),
-	} {
-		if _, err := inf.AddEventHandler(handler); err != nil {
-			return nil, fmt.Errorf("controller: adding event handler: %w", err)
+	for _, n := range c.informers.named() {
+		if _, err := n.inf.AddEventHandler(handler); err != nil {
+			return nil, fmt.Errorf("controller: adding %s event handler: %w", n.kind, err)
 		}
 	}
-	c.ingresses = c.factory.Networking().V1().Ingresses().Lister()
-	c.classes = c.factory.Networking().V1().IngressClasses().Lister()
-	c.services = c.factory.Core().V1().Services().Lister()
-	c.slices = c.factory.Discovery().V1().EndpointSlices().Lister()
-	c.secrets = c.secretFactory.Core().V1().Secrets().Lister()
+	c.ingresses = networkinglisters.NewIngressLister(c.informers.ingresses.GetIndexer())
+	c.classes = networkinglisters.NewIngressClassLister(c.informers.classes.GetIndexer())
+	c.services = corelisters.NewServiceLister(c.informers.services.GetIndexer())
+	c.slices = discoverylisters.NewEndpointSliceLister(c.informers.slices.GetIndexer())
+	c.secrets = corelisters.NewSecretLister(c.informers.secrets.GetIndexer())
 	c.certs = newCertIndex(c.secrets, opts.CertNamespace)
 
 	c.broadcaster = record.NewBroadcaster()
@@ -122,19 +107,10 @@ func (c *Controller) kick() {
 func (c *Controller) Run(ctx context.Context, rt Applier) error {
 	c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.opts.Client.CoreV1().Events("")})
 	defer c.broadcaster.Shutdown()
-	c.factory.Start(ctx.Done())
-	c.secretFactory.Start(ctx.Done())
-	defer c.factory.Shutdown()
-	defer c.secretFactory.Shutdown()
-	for typ, ok := range c.factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("controller: cache of %v did not sync: %w", typ, ctx.Err())
-		}
-	}
-	for typ, ok := range c.secretFactory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("controller: cache of %v did not sync: %w", typ, ctx.Err())
-		}
+	c.informers.start(ctx)
+	defer c.informers.shutdown() // the informers end with ctx
+	if err := c.informers.waitForSync(ctx); err != nil {
+		return err
 	}
 	c.log.Info("caches synced", "classes", c.opts.Classes, "namespace", c.opts.Namespace, "identity", c.opts.Identity)
 	electDone := make(chan struct{})

@@ -134,18 +134,18 @@ func (h *harness) store(o k8sruntime.Object, apply bool) {
 	var inf cache.SharedIndexInformer
 	switch obj := o.(type) {
 	case *networkingv1.Ingress:
-		inf = h.c.factory.Networking().V1().Ingresses().Informer()
+		inf = h.c.informers.ingresses
 		if apply {
 			h.upsert(obj)
 		}
 	case *networkingv1.IngressClass:
-		inf = h.c.factory.Networking().V1().IngressClasses().Informer()
+		inf = h.c.informers.classes
 	case *corev1.Service:
-		inf = h.c.factory.Core().V1().Services().Informer()
+		inf = h.c.informers.services
 	case *discoveryv1.EndpointSlice:
-		inf = h.c.factory.Discovery().V1().EndpointSlices().Informer()
+		inf = h.c.informers.slices
 	case *corev1.Secret:
-		inf = h.c.secretFactory.Core().V1().Secrets().Informer()
+		inf = h.c.informers.secrets
 	default:
 		h.t.Fatalf("no store for %T", o)
 	}
@@ -184,11 +184,11 @@ func (h *harness) remove(o k8sruntime.Object) {
 	var inf cache.SharedIndexInformer
 	switch o.(type) {
 	case *networkingv1.Ingress:
-		inf = h.c.factory.Networking().V1().Ingresses().Informer()
+		inf = h.c.informers.ingresses
 	case *corev1.Service:
-		inf = h.c.factory.Core().V1().Services().Informer()
+		inf = h.c.informers.services
 	case *corev1.Secret:
-		inf = h.c.secretFactory.Core().V1().Secrets().Informer()
+		inf = h.c.informers.secrets
 	default:
 		h.t.Fatalf("no store for %T", o)
 	}

@@ -4,14 +4,33 @@ import (
 	"log/slog"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
+	coordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	corev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	discoveryv1 "k8s.io/client-go/kubernetes/typed/discovery/v1"
+	networkingv1 "k8s.io/client-go/kubernetes/typed/networking/v1"
 
 	"github.com/l7lb/l7lb/internal/config"
 )
 
+// Client is the part of a Kubernetes clientset the controller uses:
+// kubeclient.Clientset in l7lb, client-go's fake clientset in tests. It is
+// not kubernetes.Interface because that would link a client for every API
+// group into the binary (issue 13).
+type Client interface {
+	// CoreV1: Services and TLS Secrets watched, Events written.
+	CoreV1() corev1.CoreV1Interface
+	// NetworkingV1: Ingresses and IngressClasses watched, Ingress status
+	// written.
+	NetworkingV1() networkingv1.NetworkingV1Interface
+	// DiscoveryV1: EndpointSlices watched.
+	DiscoveryV1() discoveryv1.DiscoveryV1Interface
+	// CoordinationV1: the leader-election Lease.
+	CoordinationV1() coordinationv1.CoordinationV1Interface
+}
+
 // Options configure a Controller.
 type Options struct {
-	Client kubernetes.Interface
+	Client Client
 	Log    *slog.Logger
 
 	// Namespace is the controller's own: its Lease lives there.

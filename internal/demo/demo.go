@@ -154,7 +154,7 @@ func Start(dir, listen string, log *slog.Logger) (*Env, error) {
 	return env, nil
 }
 
-// Run is `l7lb demo`.
+// Run is `l7lb-demo` (cmd/l7lb-demo).
 func Run(ctx context.Context, opts Options) error {
 	out := opts.Out
 	if opts.Log == nil {

@@ -10,7 +10,7 @@ import (
 	"sync"
 )
 
-// Command runs a cluster as its own process ("l7lb testserver") until ctx is
+// Command runs a cluster as its own process ("l7lb-demo testserver") until ctx is
 // done, then stops every replica gracefully. It returns the exit code.
 func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("testserver", flag.ContinueOnError)

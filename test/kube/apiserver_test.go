@@ -20,8 +20,9 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/l7lb/l7lb/internal/kubeclient"
 )
 
 const kubeVersion = "v1.37.2"
@@ -32,8 +33,8 @@ type apiServer struct {
 	token   string
 	dir     string
 	cfg     *rest.Config
-	client  kubernetes.Interface
-	kubectl string // path, "" if not installed
+	client  *kubeclient.Clientset // what l7lb controller builds, so the tests run it against the real API
+	kubectl string                // path, "" if not installed
 	stop    func()
 }
 
@@ -191,7 +192,7 @@ func startAPIServer(dir string) (*apiServer, error) {
 		}
 		return nil, fmt.Errorf("kube-apiserver not ready: %w\n%s", err, log)
 	}
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := kubeclient.NewForConfig(cfg)
 	if err != nil {
 		stop()
 		return nil, err

@@ -13,7 +13,7 @@
 // The whole run is bounded to 60 s.
 //
 // Run by node_test.go; by hand: `npm ci --prefix test/node`, then start
-// `go run ./cmd/l7lb demo -keep-running` and set the variables it prints.
+// `go run ./cmd/l7lb-demo -keep-running` and set the variables it prints.
 
 import {
   MilvusClient,
