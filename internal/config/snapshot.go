@@ -100,9 +100,8 @@ type Listener struct {
 	// (load-balancer-attributes idle_timeout.timeout_seconds, default 60 s).
 	IdleTimeout time.Duration `json:"idleTimeout"`
 	// SSLPolicy is the ELBSecurityPolicy name an HTTPS listener negotiates
-	// with (ssl-policy; the translator fills in the controller's default,
-	// ELBSecurityPolicy-2016-08, and "" means that too). Empty on HTTP
-	// listeners.
+	// with (ssl-policy; the translator fills in l7lb's default,
+	// tlspolicy.Default, and "" means that too). Empty on HTTP listeners.
 	SSLPolicy string `json:"sslPolicy,omitempty"`
 	// InboundCIDRs are the client networks allowed to connect
 	// (inbound-cidrs, as IPv4 or IPv6 prefixes in canonical form); a client

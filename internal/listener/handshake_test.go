@@ -300,24 +300,37 @@ func TestSetTLSPolicy(t *testing.T) {
 	}
 	certs := &atomic.Pointer[CertSet]{}
 	certs.Store(set)
-	// The zero policy is the controller's default, 2016-08: TLS 1.2, no
-	// TLS 1.3.
+	// The zero policy is l7lb's default, TLS13-1-2-2021-06: TLS 1.2 and
+	// 1.3, not TLS 1.1.
 	l, _ := start(t, Options{Certs: certs, Log: slog.New(slog.DiscardHandler)}, nil)
 	env := &matrixEnv{ca: ca}
+	tls11 := hsClient{version: tls.VersionTLS11, suite: tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}
 	tls12 := hsClient{version: tls.VersionTLS12, suite: tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}
 	tls13 := hsClient{version: tls.VersionTLS13}
-	if _, _, err := env.goHandshake(l.Addr().String(), tls12); err != nil {
-		t.Fatalf("TLS 1.2 under the default policy: %v", err)
-	}
-	if _, _, err := env.goHandshake(l.Addr().String(), tls13); err == nil {
-		t.Fatal("TLS 1.3 accepted under the default policy ELBSecurityPolicy-2016-08")
-	}
-	p, _ := tlspolicy.Lookup("ELBSecurityPolicy-TLS13-1-3-2021-06")
-	l.SetTLSPolicy(p)
-	if _, _, err := env.goHandshake(l.Addr().String(), tls12); err == nil {
-		t.Fatal("TLS 1.2 accepted after the policy became TLS13-1-3-2021-06")
-	}
-	if v, _, err := env.goHandshake(l.Addr().String(), tls13); err != nil || v != tls.VersionTLS13 {
-		t.Fatalf("TLS 1.3 after the change: %v", err)
+	addr := l.Addr().String()
+	for _, step := range []struct {
+		policy                 string // "" : as started
+		want11, want12, want13 bool
+	}{
+		{"", false, true, true},
+		{"ELBSecurityPolicy-TLS13-1-3-2021-06", false, false, true},
+		{"ELBSecurityPolicy-2016-08", true, true, false},
+	} {
+		if step.policy != "" {
+			p, err := tlspolicy.Lookup(step.policy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.SetTLSPolicy(p)
+		}
+		for _, c := range []struct {
+			client hsClient
+			want   bool
+		}{{tls11, step.want11}, {tls12, step.want12}, {tls13, step.want13}} {
+			v, _, err := env.goHandshake(addr, c.client)
+			if (err == nil) != c.want || err == nil && v != c.client.version {
+				t.Errorf("policy %q, client %s: negotiated %s, error %v; want accepted %v", step.policy, tls.VersionName(c.client.version), tls.VersionName(v), err, c.want)
+			}
+		}
 	}
 }

@@ -231,8 +231,8 @@ func TestApplyAccess(t *testing.T) {
 		t.Fatal("TLS 1.2 accepted under TLS13-1-3-2021-06")
 	}
 
-	// The default policy, 2016-08, takes TLS 1.2 and not 1.3; dualstack
-	// adds [::1] at the same port.
+	// l7lb's default policy, TLS13-1-2-2021-06, takes TLS 1.2 and 1.3;
+	// dualstack adds [::1] at the same port.
 	if err := rt.Apply(snap("", nil, config.IPAddressTypeDualStack)); err != nil {
 		t.Fatal(err)
 	}
@@ -242,8 +242,8 @@ func TestApplyAccess(t *testing.T) {
 	if err := handshake(https, tls.VersionTLS12); err != nil {
 		t.Fatalf("TLS 1.2 under the default policy: %v", err)
 	}
-	if err := handshake(https, tls.VersionTLS13); err == nil {
-		t.Fatal("TLS 1.3 accepted under the default policy ELBSecurityPolicy-2016-08")
+	if err := handshake(https, tls.VersionTLS13); err != nil {
+		t.Fatalf("TLS 1.3 under the default policy: %v", err)
 	}
 	_, port, _ := net.SplitHostPort(http80)
 	v6 := net.JoinHostPort("::1", port)

@@ -47,13 +47,26 @@ import (
 	"strings"
 )
 
-// Default is the policy of an HTTPS listener whose Ingress names none: the
-// AWS Load Balancer Controller's default (--default-ssl-policy, defined as
-// defaultSSLPolicy in its pkg/config/controller_config.go, and the default
-// its annotation table gives for ssl-policy). It is also what the ALB API,
-// the AWS CLI and CloudFormation give a listener created without one; only
-// the AWS console defaults to a TLS 1.3 policy.
-const Default = "ELBSecurityPolicy-2016-08"
+// Default is the policy of an HTTPS listener whose Ingress names none:
+// ELBSecurityPolicy-TLS13-1-2-2021-06, AWS's recommended policy (TLS 1.2
+// and 1.3, ECDHE only), which is what l7lb negotiated before ssl-policy
+// was honoured, near enough (TLS 1.2 and 1.3 with Go's default suites).
+//
+// This differs, on purpose, from the AWS Load Balancer Controller, whose
+// default is LBCDefault: taking it would open every existing l7lb HTTPS
+// listener that names no policy to TLS 1.0 and 1.1, CBC-SHA1 and static
+// RSA key exchange, and take TLS 1.3 away from them. An Ingress that
+// wants the controller's behaviour names ELBSecurityPolicy-2016-08.
+const Default = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+// LBCDefault is the AWS Load Balancer Controller's default policy
+// (--default-ssl-policy, defaultSSLPolicy in its
+// pkg/config/controller_config.go, and the default its annotation table
+// gives for ssl-policy; also what the ALB API, the AWS CLI and
+// CloudFormation give a listener created without one — only the AWS
+// console defaults to a TLS 1.3 policy). l7lb does not default to it; see
+// Default.
+const LBCDefault = "ELBSecurityPolicy-2016-08"
 
 // Policy is one security policy as crypto/tls can apply it.
 type Policy struct {
@@ -237,7 +250,7 @@ func Lookup(name string) (Policy, error) {
 	if p, ok := policies[name]; ok {
 		return p, nil
 	}
-	some := "ELBSecurityPolicy-TLS13-1-2-2021-06, ELBSecurityPolicy-TLS13-1-3-2021-06, ELBSecurityPolicy-TLS-1-2-Ext-2018-06, " + Default
+	some := "ELBSecurityPolicy-TLS13-1-2-2021-06, ELBSecurityPolicy-TLS13-1-3-2021-06, ELBSecurityPolicy-TLS-1-2-Ext-2018-06, " + LBCDefault
 	switch {
 	case strings.Contains(name, "-PQ-") || strings.Contains(name, "FIPS") || strings.Contains(name, "RFC9151"):
 		return Policy{}, fmt.Errorf("%q is not one of the ALB policies l7lb maps: post-quantum, FIPS and RFC 9151 policies are not (their cipher tables are newer than the AWS table l7lb's is taken from); use one of %s (all %d: l7lb's README)", name, some, len(policies))
