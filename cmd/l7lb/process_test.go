@@ -155,7 +155,7 @@ func TestValidate(t *testing.T) {
 	write := func(name string, b []byte) string { return writeFile(t, dir, name, b) }
 	seed := write("seed.yaml", demo.SeedIngress)
 	withUnknown := write("unknown.yaml", bytes.Replace(demo.SeedIngress, []byte("    alb.ingress.kubernetes.io/scheme"),
-		[]byte("    alb.ingress.kubernetes.io/ssl-policy: ELBSecurityPolicy-TLS13-1-2-2021-06\n    alb.ingress.kubernetes.io/scheme"), 1))
+		[]byte("    alb.ingress.kubernetes.io/wafv2-acl-arn: arn:aws:wafv2:us-west-2:000000000000:regional/webacl/milvus/0\n    alb.ingress.kubernetes.io/scheme"), 1))
 	badVersion := write("bad.yaml", bytes.Replace(demo.SeedIngress, []byte("backend-protocol-version: GRPC"), []byte("backend-protocol-version: GRPC2"), 1))
 	tests := []struct {
 		name     string
@@ -166,7 +166,7 @@ func TestValidate(t *testing.T) {
 		{"seed with an unknown ARN", []string{"-f", seed}, 1, []string{"seed.yaml", "arn:aws:acm:region:account-id:certificate/certificate-id"}},
 		{"seed, ARN not checked against a store", []string{"-f", seed, "--endpoints", "milvus/milvus-demo=127.0.0.1:19530", "--store", ""}, 1, []string{"certificate-id"}},
 		{"bad backend-protocol-version", []string{"-f", badVersion}, 1, []string{"bad.yaml:", "Ingress milvus/milvus-demo", "backend-protocol-version", "GRPC2"}},
-		{"annotation not yet honoured is named", []string{"-f", withUnknown}, 1, []string{"warning:", "alb.ingress.kubernetes.io/ssl-policy"}},
+		{"annotation not yet honoured is named", []string{"-f", withUnknown}, 1, []string{"warning:", "alb.ingress.kubernetes.io/wafv2-acl-arn"}},
 		{"missing file", []string{"-f", filepath.Join(dir, "nope.yaml")}, 1, []string{"nope.yaml"}},
 		{"no file", nil, 1, []string{"-f FILE"}},
 	}

@@ -34,6 +34,26 @@ const (
 	SchemeInternetFacing Scheme = "internet-facing"
 )
 
+// IPAddressType is alb.ingress.kubernetes.io/ip-address-type: which
+// address families the listeners take clients on.
+type IPAddressType string
+
+const (
+	// IPAddressTypeIPv4 (the default; "" means it too): IPv4 only.
+	IPAddressTypeIPv4 IPAddressType = "ipv4"
+	// IPAddressTypeDualStack: IPv4 and IPv6.
+	IPAddressTypeDualStack IPAddressType = "dualstack"
+	// IPAddressTypeDualStackWithoutPublicIPv4 is the ALB's variant with
+	// public IPv6 addresses and no public IPv4 ones; l7lb listens as for
+	// dualstack (it cannot tell public IPv4 addresses from private ones).
+	IPAddressTypeDualStackWithoutPublicIPv4 IPAddressType = "dualstack-without-public-ipv4"
+)
+
+// DualStack reports whether listeners also take IPv6 clients.
+func (t IPAddressType) DualStack() bool {
+	return t == IPAddressTypeDualStack || t == IPAddressTypeDualStackWithoutPublicIPv4
+}
+
 // TargetType is alb.ingress.kubernetes.io/target-type.
 type TargetType string
 
@@ -79,6 +99,19 @@ type Listener struct {
 	// IdleTimeout closes client connections without streams
 	// (load-balancer-attributes idle_timeout.timeout_seconds, default 60 s).
 	IdleTimeout time.Duration `json:"idleTimeout"`
+	// SSLPolicy is the ELBSecurityPolicy name an HTTPS listener negotiates
+	// with (ssl-policy; the translator fills in l7lb's default,
+	// tlspolicy.Default, and "" means that too). Empty on HTTP listeners.
+	SSLPolicy string `json:"sslPolicy,omitempty"`
+	// InboundCIDRs are the client networks allowed to connect
+	// (inbound-cidrs, as IPv4 or IPv6 prefixes in canonical form); a client
+	// outside them is closed at accept, before TLS. The translator fills
+	// in the default, 0.0.0.0/0 and ::/0; nil also allows everyone.
+	InboundCIDRs []string `json:"inboundCidrs,omitempty"`
+	// IPAddressType says whether the listener also takes IPv6 clients
+	// (ip-address-type; the same on every listener, as it is one setting
+	// of the load balancer).
+	IPAddressType IPAddressType `json:"ipAddressType,omitempty"`
 }
 
 // Rule matches a request by host and path and forwards it to a target group.

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/l7lb/l7lb/internal/sockio"
+	"github.com/l7lb/l7lb/internal/tlspolicy"
 )
 
 const (
@@ -31,8 +32,19 @@ const (
 
 // Options configure a Listener.
 type Options struct {
-	// Addr to listen on, "host:port".
+	// Addr to listen on, "host:port". An empty host is the IPv4 wildcard;
+	// DualStack decides about IPv6 (see bindPlan).
 	Addr string
+	// DualStack also listens on IPv6 (ip-address-type dualstack): on [::]
+	// when Addr is the IPv4 wildcard, on [::1] when it is 127.0.0.1, at
+	// the same port.
+	DualStack bool
+	// TLSPolicy is the security policy of an HTTPS listener (versions and
+	// TLS 1.0–1.2 ciphers); the zero Policy means tlspolicy.Default.
+	TLSPolicy tlspolicy.Policy
+	// Inbound, when non-nil, is the only client networks accepted
+	// (inbound-cidrs); others are reset at accept.
+	Inbound *Inbound
 	// Certs, when non-nil, makes this an HTTPS listener. The pointer is
 	// read on every handshake, so certificates can change without
 	// re-listening.
@@ -66,6 +78,14 @@ type Events interface {
 	TLSHandshake(version uint16, err error)
 }
 
+// DenyEvents may be implemented by an Events to hear about connections
+// reset at accept because the client's address is outside Options.Inbound
+// (they are not counted by ConnOpened either). It is a separate interface
+// so that Events implementations that do not care need not change.
+type DenyEvents interface {
+	ConnDenied()
+}
+
 // H2Server serves HTTP/2 connections (the data path's frame-level engine).
 type H2Server interface {
 	ServeConn(net.Conn)
@@ -83,18 +103,30 @@ type AsyncH2Server interface {
 // Listener serves one port until Shutdown.
 type Listener struct {
 	opts    Options
-	ln      net.Listener
+	ln      net.Listener // the IPv4 (or only) socket
+	plan    bindPlan
 	h1      *http.Server
 	h1conns *connQueue
-	tls     *tls.Config
+	// tls is the TLS configuration new handshakes use; SetTLSPolicy
+	// replaces it.
+	tls     atomic.Pointer[tls.Config]
+	inbound atomic.Pointer[Inbound]
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
 	quit   chan struct{} // closed with closed: ends an accept back-off
 	wg     sync.WaitGroup
+	// v6 is the IPv6 socket of a dualstack listener (nil: none); serving
+	// says Serve has started, so a socket added later gets its accept
+	// loop at once. twins counts those loops.
+	v6      net.Listener
+	serving bool
+	twins   sync.WaitGroup
 
 	acceptWarn everySecond
+	denyWarn   everySecond
+	denied     atomic.Int64 // since the last log line
 }
 
 // Listen binds the address. Serve must be called to accept connections.
@@ -102,24 +134,33 @@ func Listen(opts Options) (*Listener, error) {
 	if opts.H2 == nil {
 		return nil, fmt.Errorf("listen on %s: no HTTP/2 server given", opts.Addr)
 	}
-	ln, err := net.Listen("tcp", opts.Addr)
+	plan, err := planBind(opts.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
+	}
+	if opts.Certs != nil && opts.TLSPolicy.Name == "" {
+		if opts.TLSPolicy, err = tlspolicy.Lookup(tlspolicy.Default); err != nil {
+			return nil, err
+		}
+	}
+	ln, err := net.Listen(plan.network, plan.addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", plan.addr, err)
 	}
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = 60 * time.Second
 	}
-	l := &Listener{opts: opts, ln: ln, conns: map[net.Conn]struct{}{}, quit: make(chan struct{})}
+	l := &Listener{opts: opts, ln: ln, plan: plan, conns: map[net.Conn]struct{}{}, quit: make(chan struct{})}
+	l.inbound.Store(opts.Inbound)
+	if opts.DualStack {
+		if err := l.SetDualStack(true); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen on %s: %w", plan.addr, err)
+		}
+	}
 	l.h1conns = newConnQueue(ln.Addr())
 	if opts.Certs != nil {
-		l.tls = &tls.Config{
-			MinVersion: tls.VersionTLS12,
-			NextProtos: []string{http2.NextProtoTLS, "http/1.1"},
-			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-				c, _ := opts.Certs.Load().Select(hello.ServerName)
-				return c, nil
-			},
-		}
+		l.SetTLSPolicy(opts.TLSPolicy)
 	}
 	h1 := opts.HTTP1.withDefaults()
 	l.h1 = &http.Server{
@@ -137,19 +178,105 @@ func Listen(opts Options) (*Listener, error) {
 	return l, nil
 }
 
-// Addr is the bound address (useful with port 0).
+// Addr is the bound address of the IPv4 (or only) socket (useful with
+// port 0).
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Addrs are the bound addresses of every socket: the IPv4 (or only) one,
+// then the IPv6 one of a dualstack listener.
+func (l *Listener) Addrs() []net.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := []net.Addr{l.ln.Addr()}
+	if l.v6 != nil {
+		out = append(out, l.v6.Addr())
+	}
+	return out
+}
+
+// SetTLSPolicy makes new TLS handshakes use policy p; handshakes done
+// keep what they negotiated.
+func (l *Listener) SetTLSPolicy(p tlspolicy.Policy) {
+	c := p.TLSConfig()
+	c.NextProtos = []string{http2.NextProtoTLS, "http/1.1"}
+	certs := l.opts.Certs
+	c.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		cert, _ := certs.Load().Select(hello.ServerName)
+		return cert, nil
+	}
+	l.tls.Store(c)
+}
+
+// SetInbound makes the accept loops admit only clients in (nil: all) from
+// now on; open connections are left alone, as a security group change
+// leaves established flows.
+func (l *Listener) SetInbound(in *Inbound) { l.inbound.Store(in) }
+
+// SetDualStack adds or removes the IPv6 socket (see Options.DualStack).
+// Removing it closes only that socket: connections it accepted go on. A
+// bind address without an IPv6 twin takes no IPv6 socket; that is logged,
+// not an error.
+func (l *Listener) SetDualStack(on bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+	case on && l.v6 == nil && l.plan.twinHost == "":
+		l.opts.Log.Warn("ip-address-type dualstack: this listener binds one address explicitly, which has no IPv6 twin; it takes no IPv6 clients",
+			"addr", l.ln.Addr().String())
+	case on && l.v6 == nil:
+		ln, err := listenTwin(l.plan.twinHost, l.ln.Addr())
+		if err != nil {
+			return err
+		}
+		l.v6 = ln
+		if l.serving {
+			l.startTwin(ln)
+		}
+	case !on && l.v6 != nil:
+		l.v6.Close()
+		l.v6 = nil
+	}
+	return nil
+}
+
+// startTwin runs the IPv6 socket's accept loop; l.mu is held.
+func (l *Listener) startTwin(ln net.Listener) {
+	l.twins.Add(1)
+	go func() {
+		defer l.twins.Done()
+		if err := l.acceptLoop(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			l.opts.Log.Error("the IPv6 socket of a dualstack listener stopped accepting", "addr", ln.Addr().String(), "error", err)
+		}
+	}()
+}
 
 // Serve accepts connections until Shutdown. It always returns a non-nil
 // error; after Shutdown, http.ErrServerClosed.
 func (l *Listener) Serve() error {
 	go l.h1.Serve(l.h1conns) //nolint:errcheck // ends with the queue
+	l.mu.Lock()
+	l.serving = true
+	if l.v6 != nil && !l.closed {
+		l.startTwin(l.v6)
+	}
+	l.mu.Unlock()
+	return l.acceptLoop(l.ln)
+}
+
+// acceptLoop accepts on one socket until the listener shuts down (then it
+// returns http.ErrServerClosed), the socket was removed by SetDualStack
+// (nil), or accept fails for good (that error).
+func (l *Listener) acceptLoop(ln net.Listener) error {
 	var delay time.Duration
 	for {
-		c, err := l.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if l.isClosed() {
 				return http.ErrServerClosed
+			}
+			if l.removed(ln) {
+				return nil
 			}
 			if !retryAccept(err) {
 				return err
@@ -159,7 +286,7 @@ func (l *Listener) Serve() error {
 			// spin. Back off 5 ms, doubling up to 1 s, as net/http does.
 			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
 			if l.acceptWarn.allow(time.Now()) {
-				l.opts.Log.Warn("accept failed; retrying", "addr", l.Addr().String(), "error", err, "delay", delay)
+				l.opts.Log.Warn("accept failed; retrying", "addr", ln.Addr().String(), "error", err, "delay", delay)
 			}
 			t := time.NewTimer(delay)
 			select {
@@ -170,6 +297,12 @@ func (l *Listener) Serve() error {
 			continue
 		}
 		delay = 0
+		// inbound-cidrs first: a client the security group would keep
+		// out takes no connection slot and never reaches TLS.
+		if in := l.inbound.Load(); in != nil && !in.Allows(c.RemoteAddr()) {
+			l.deny(c)
+			continue
+		}
 		if cl := l.opts.Conns; cl != nil && !cl.acquire() {
 			l.reject(c)
 			continue
@@ -213,6 +346,33 @@ func (l *Listener) reject(c net.Conn) {
 		tc.SetLinger(0) //nolint:errcheck // best effort; Close follows
 	}
 	c.Close()
+}
+
+// deny resets a connection from outside inbound-cidrs at once (SO_LINGER
+// 0: no TIME_WAIT, and the client sees a reset rather than a connection
+// that opened and said nothing), counts it and logs, at most once a
+// second, how many were denied since the last line.
+func (l *Listener) deny(c net.Conn) {
+	if ev, ok := l.opts.Events.(DenyEvents); ok {
+		ev.ConnDenied()
+	}
+	n := l.denied.Add(1)
+	if l.denyWarn.allow(time.Now()) {
+		l.opts.Log.Warn("client connection denied: its address is outside inbound-cidrs",
+			"client", c.RemoteAddr().String(), "listener", l.Addr().String(), "inbound_cidrs", l.inbound.Load().String(), "denied", n)
+		l.denied.Add(-n)
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0) //nolint:errcheck // best effort; Close follows
+	}
+	c.Close()
+}
+
+// removed reports whether ln is an IPv6 socket SetDualStack took away.
+func (l *Listener) removed(ln net.Listener) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return ln != l.ln && ln != l.v6
 }
 
 func (l *Listener) isClosed() bool {
@@ -266,7 +426,7 @@ func (l *Listener) handle(raw net.Conn) {
 	isH2 := false
 	sock := sockio.Wrap(raw)
 	if l.opts.Certs != nil {
-		tc := tls.Server(sock, l.tls)
+		tc := tls.Server(sock, l.tls.Load())
 		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 		err := tc.HandshakeContext(ctx)
 		cancel()
@@ -320,8 +480,12 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 		l.closed = true
 		close(l.quit)
 	}
+	if l.v6 != nil {
+		l.v6.Close()
+	}
 	l.mu.Unlock()
 	l.ln.Close()
+	l.twins.Wait()
 	l.h1conns.close()
 	var h2err error
 	h2done := make(chan struct{})

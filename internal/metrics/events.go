@@ -70,13 +70,14 @@ type ListenerEvents struct {
 	conns      prometheus.Gauge
 	connsTotal prometheus.Counter
 	rejected   prometheus.Counter
+	denied     prometheus.Counter
 }
 
 // Listener returns the connection counters of the listener on port.
 func (m *Metrics) Listener(port int) *ListenerEvents {
 	p := strconv.Itoa(port)
 	return &ListenerEvents{m: m, port: p, conns: m.conns.WithLabelValues(p), connsTotal: m.connsTotal.WithLabelValues(p),
-		rejected: m.connsRejected.WithLabelValues(p)}
+		rejected: m.connsRejected.WithLabelValues(p), denied: m.connsDenied.WithLabelValues(p)}
 }
 
 // ConnOpened counts a client connection.
@@ -91,6 +92,10 @@ func (e *ListenerEvents) ConnClosed() { e.conns.Dec() }
 // ConnRejected counts a client connection closed at accept because the
 // process had --max-conns connections open.
 func (e *ListenerEvents) ConnRejected() { e.rejected.Inc() }
+
+// ConnDenied counts a client connection reset at accept because its
+// address is outside inbound-cidrs (listener.DenyEvents).
+func (e *ListenerEvents) ConnDenied() { e.denied.Inc() }
 
 // TLSHandshake counts a handshake: version on success, the reason of err
 // otherwise.

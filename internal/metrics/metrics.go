@@ -50,6 +50,7 @@ type Metrics struct {
 	conns          *prometheus.GaugeVec
 	connsTotal     *prometheus.CounterVec
 	connsRejected  *prometheus.CounterVec
+	connsDenied    *prometheus.CounterVec
 	handshakes     *prometheus.CounterVec
 	handshakeErrs  *prometheus.CounterVec
 	ejections      *prometheus.CounterVec
@@ -98,6 +99,7 @@ func New(opts Options) *Metrics {
 	m.conns = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "client_connections", Help: "Client connections open now."}, []string{"listener"})
 	m.connsTotal = counter("client_connections_total", "Client connections accepted.", "listener")
 	m.connsRejected = counter("client_connections_rejected_total", "Client connections closed as soon as they were accepted because the process had --max-conns open.", "listener")
+	m.connsDenied = counter("client_connections_denied_total", "Client connections reset as soon as they were accepted because the client's address is outside the listener's inbound-cidrs.", "listener")
 	m.handshakes = counter("tls_handshakes_total", "Completed TLS handshakes with clients by protocol version.", "listener", "tls_version")
 	m.handshakeErrs = counter("tls_handshake_errors_total", "Failed TLS handshakes with clients by reason.", "listener", "reason")
 	m.ejections = counter("target_ejections_total", "Targets taken out of rotation (health checks or outlier detection) by reason.", "target_group", "target", "reason")
@@ -124,7 +126,7 @@ func New(opts Options) *Metrics {
 	m.lastReloadOK.Set(1)
 
 	m.reg.MustRegister(m.requests, m.duration, m.targetDuration, m.received, m.sent,
-		m.conns, m.connsTotal, m.connsRejected, m.handshakes, m.handshakeErrs, m.ejections, m.retries, m.failOpen,
+		m.conns, m.connsTotal, m.connsRejected, m.connsDenied, m.handshakes, m.handshakeErrs, m.ejections, m.retries, m.failOpen,
 		m.reloads, m.lastReloadOK, m.lastReloadTime, m.accessDropped, m.accessWritten, m.procs, m.procsChanges, targetStalls, targetHangs, buildInfo, m.status,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.series.Store(&map[seriesKey]*series{})

@@ -171,30 +171,39 @@ l7lb_target_group_targets{state="unused",target_group="milvus/milvus-demo:19530"
 }
 
 // TestListenerEvents: a listener's connection events land in its
-// listener's series (rejections at the connection cap included).
+// listener's series (rejections at the connection cap and denials by
+// inbound-cidrs included).
 func TestListenerEvents(t *testing.T) {
 	m := New(Options{Version: "test"})
 	var ev listener.Events = m.Listener(443)
+	deny, ok := ev.(listener.DenyEvents)
+	if !ok {
+		t.Fatal("the metrics' listener events do not count denied connections")
+	}
 	for _, step := range []struct {
-		do                    func()
-		open, total, rejected float64
+		do                            func()
+		open, total, rejected, denied float64
 	}{
-		{ev.ConnOpened, 1, 1, 0},
-		{ev.ConnOpened, 2, 2, 0},
-		{ev.ConnRejected, 2, 2, 1},
-		{ev.ConnClosed, 1, 2, 1},
-		{ev.ConnRejected, 1, 2, 2},
+		{ev.ConnOpened, 1, 1, 0, 0},
+		{ev.ConnOpened, 2, 2, 0, 0},
+		{ev.ConnRejected, 2, 2, 1, 0},
+		{ev.ConnClosed, 1, 2, 1, 0},
+		{ev.ConnRejected, 1, 2, 2, 0},
+		{deny.ConnDenied, 1, 2, 2, 1},
 	} {
 		step.do()
 		open := testutil.ToFloat64(m.conns.WithLabelValues("443"))
 		total := testutil.ToFloat64(m.connsTotal.WithLabelValues("443"))
 		rejected := testutil.ToFloat64(m.connsRejected.WithLabelValues("443"))
-		if open != step.open || total != step.total || rejected != step.rejected {
-			t.Errorf("open %v, total %v, rejected %v; want %v, %v, %v", open, total, rejected, step.open, step.total, step.rejected)
+		denied := testutil.ToFloat64(m.connsDenied.WithLabelValues("443"))
+		if open != step.open || total != step.total || rejected != step.rejected || denied != step.denied {
+			t.Errorf("open %v, total %v, rejected %v, denied %v; want %v, %v, %v, %v", open, total, rejected, denied, step.open, step.total, step.rejected, step.denied)
 		}
 	}
-	if n, err := testutil.GatherAndCount(m.Registry(), "l7lb_client_connections_rejected_total"); err != nil || n != 1 {
-		t.Errorf("%d rejected series (%v), want 1", n, err)
+	for _, name := range []string{"l7lb_client_connections_rejected_total", "l7lb_client_connections_denied_total"} {
+		if n, err := testutil.GatherAndCount(m.Registry(), name); err != nil || n != 1 {
+			t.Errorf("%d %s series (%v), want 1", n, name, err)
+		}
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/l7lb/l7lb/internal/proxy"
 	"github.com/l7lb/l7lb/internal/route"
 	"github.com/l7lb/l7lb/internal/targetgroup"
+	"github.com/l7lb/l7lb/internal/tlspolicy"
 	"github.com/l7lb/l7lb/internal/upstream"
 )
 
@@ -58,7 +59,9 @@ type Options struct {
 }
 
 // DefaultBind listens on every interface for internet-facing listeners and
-// on the loopback interface for internal ones.
+// on the loopback interface for internal ones. The listener adds the IPv6
+// wildcard or loopback when the snapshot says dualstack
+// (listener.Options.DualStack).
 func DefaultBind(l config.Listener) string {
 	host := ""
 	if l.Scheme == config.SchemeInternal {
@@ -140,6 +143,17 @@ func (rt *Runtime) Apply(snap *config.Snapshot) error {
 		}
 		certSets[l.Port] = cs
 	}
+	// The security policy and inbound CIDRs of every listener. The
+	// translator has checked them; a hand-made snapshot may not have.
+	access := map[int]listenerAccess{}
+	for _, l := range snap.Listeners {
+		a, err := accessOf(l)
+		if err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		access[l.Port] = a
+	}
 	if err := errors.Join(problems...); err != nil {
 		return err
 	}
@@ -165,20 +179,36 @@ func (rt *Runtime) Apply(snap *config.Snapshot) error {
 
 	// 3. Listeners: open the new ports before anything is swapped, so a
 	// port that cannot be bound refuses the whole snapshot.
+	// A listener kept across the reload that turns dualstack on binds
+	// its IPv6 socket here too, for the same reason.
 	opened := map[int]*liveListener{}
+	var v6Added []*liveListener
+	undo := func() {
+		for _, o := range opened {
+			o.l.Shutdown(context.Background()) //nolint:errcheck // never served
+		}
+		for _, ll := range v6Added {
+			ll.l.SetDualStack(false) //nolint:errcheck // removing cannot fail
+		}
+		for _, g := range created {
+			g.Close()
+		}
+	}
 	for _, l := range snap.Listeners {
 		bind := rt.opts.Bind(l)
 		if cur := rt.listeners[l.Port]; cur != nil && cur.cfg.Protocol == l.Protocol && cur.bind == bind {
+			if l.IPAddressType.DualStack() && !cur.cfg.IPAddressType.DualStack() {
+				if err := cur.l.SetDualStack(true); err != nil {
+					undo()
+					return fmt.Errorf("listener %d (%s): %w", l.Port, l.Protocol, err)
+				}
+				v6Added = append(v6Added, cur)
+			}
 			continue
 		}
-		ll, err := rt.listen(l, bind, certSets[l.Port])
+		ll, err := rt.listen(l, bind, certSets[l.Port], access[l.Port])
 		if err != nil {
-			for _, o := range opened {
-				o.l.Shutdown(context.Background()) //nolint:errcheck // never served
-			}
-			for _, g := range created {
-				g.Close()
-			}
+			undo()
 			return err
 		}
 		opened[l.Port] = ll
@@ -196,6 +226,23 @@ func (rt *Runtime) Apply(snap *config.Snapshot) error {
 		if ll := rt.listeners[port]; ll != nil && opened[port] == nil {
 			ll.certs.Store(cs)
 		}
+	}
+	// Kept listeners take the new policy, CIDRs and address type for new
+	// connections; open ones are left as they are.
+	for _, l := range snap.Listeners {
+		ll := rt.listeners[l.Port]
+		if ll == nil || opened[l.Port] != nil {
+			continue
+		}
+		a := access[l.Port]
+		if l.Protocol == config.ProtocolHTTPS {
+			ll.l.SetTLSPolicy(a.policy)
+		}
+		ll.l.SetInbound(a.inbound)
+		if !l.IPAddressType.DualStack() {
+			ll.l.SetDualStack(false) //nolint:errcheck // removing cannot fail
+		}
+		ll.cfg = l
 	}
 	var retired []*liveListener
 	for port, ll := range rt.listeners {
@@ -225,7 +272,34 @@ func (rt *Runtime) Apply(snap *config.Snapshot) error {
 	return nil
 }
 
-func (rt *Runtime) listen(l config.Listener, bind string, cs *listener.CertSet) (*liveListener, error) {
+// listenerAccess is what a listener's ssl-policy and inbound-cidrs become.
+type listenerAccess struct {
+	policy  tlspolicy.Policy // HTTPS listeners only
+	inbound *listener.Inbound
+}
+
+func accessOf(l config.Listener) (listenerAccess, error) {
+	var a listenerAccess
+	if l.Protocol == config.ProtocolHTTPS {
+		name := l.SSLPolicy
+		if name == "" {
+			name = tlspolicy.Default
+		}
+		p, err := tlspolicy.Lookup(name)
+		if err != nil {
+			return a, fmt.Errorf("listener %d: ssl-policy: %w", l.Port, err)
+		}
+		a.policy = p
+	}
+	in, err := listener.NewInbound(l.InboundCIDRs)
+	if err != nil {
+		return a, fmt.Errorf("listener %d: %w", l.Port, err)
+	}
+	a.inbound = in
+	return a, nil
+}
+
+func (rt *Runtime) listen(l config.Listener, bind string, cs *listener.CertSet, access listenerAccess) (*liveListener, error) {
 	port := l.Port
 	ll := &liveListener{cfg: l, bind: bind}
 	var certs *atomic.Pointer[listener.CertSet]
@@ -256,7 +330,8 @@ func (rt *Runtime) listen(l config.Listener, bind string, cs *listener.CertSet) 
 		events = src.ListenerEvents(port)
 	}
 	ln, err := listener.Listen(listener.Options{Addr: bind, Certs: certs, Handler: proxy.Observed(h, port, rt.opts.Observer), H2: h2, Log: rt.opts.Log, IdleTimeout: idle, Events: events,
-		Conns: rt.opts.Conns, HTTP1: rt.opts.HTTP1})
+		Conns: rt.opts.Conns, HTTP1: rt.opts.HTTP1,
+		DualStack: l.IPAddressType.DualStack(), TLSPolicy: access.policy, Inbound: access.inbound})
 	if err != nil {
 		return nil, fmt.Errorf("listener %d (%s): %w", port, l.Protocol, err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/l7lb/l7lb/internal/config"
 	"github.com/l7lb/l7lb/internal/listener"
+	"github.com/l7lb/l7lb/internal/pki"
 )
 
 type noCerts struct{}
@@ -156,5 +157,118 @@ func TestListenerLimits(t *testing.T) {
 			}
 			tc.check(t, rt.Addrs())
 		})
+	}
+}
+
+// pkiCerts loads every ARN as one certificate for milvus.test.
+type pkiCerts struct{ cert tls.Certificate }
+
+func (p pkiCerts) Load(string) (tls.Certificate, error) { return p.cert, nil }
+
+// TestApplyAccess: ssl-policy, inbound-cidrs and ip-address-type reach the
+// listeners, on the first Apply and on later ones, without re-binding;
+// a snapshot with a policy l7lb does not know is refused whole.
+func TestApplyAccess(t *testing.T) {
+	ca, err := pki.NewCA("runtime access CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue([]string{"milvus.test"}, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := New(Options{Log: slog.New(slog.DiscardHandler), Certs: pkiCerts{leaf.TLSCertificate()}, Bind: func(config.Listener) string { return "127.0.0.1:0" }})
+	defer rt.Shutdown(context.Background())
+	snap := func(policy string, cidrs []string, ipType config.IPAddressType) *config.Snapshot {
+		s := snapshot("/a", config.Listener{Port: 443, Protocol: config.ProtocolHTTPS, Scheme: config.SchemeInternal,
+			CertificateARNs: []string{"arn:a"}, SSLPolicy: policy})
+		for i := range s.Listeners {
+			s.Listeners[i].InboundCIDRs = cidrs
+			s.Listeners[i].IPAddressType = ipType
+		}
+		return s
+	}
+	handshake := func(addr string, version uint16) error {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+			&tls.Config{RootCAs: ca.Pool(), ServerName: "milvus.test", MinVersion: version, MaxVersion: version})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	// served reports whether an HTTP request on addr got any answer.
+	served := func(addr string) bool {
+		c := &http.Client{Timeout: 5 * time.Second}
+		resp, err := c.Get("http://" + addr + "/a")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	}
+
+	if err := rt.Apply(snap("ELBSecurityPolicy-TLS13-1-3-2021-06", []string{"10.0.0.0/8"}, "")); err != nil {
+		t.Fatal(err)
+	}
+	https, http80 := rt.Addrs()[443].String(), rt.Addrs()[80].String()
+	if served(http80) {
+		t.Fatal("127.0.0.1 served with inbound-cidrs 10.0.0.0/8")
+	}
+	if err := handshake(https, tls.VersionTLS13); err == nil {
+		t.Fatal("TLS handshake from outside inbound-cidrs")
+	}
+
+	if err := rt.Apply(snap("ELBSecurityPolicy-TLS13-1-3-2021-06", []string{"127.0.0.1/32"}, "")); err != nil {
+		t.Fatal(err)
+	}
+	if !served(http80) {
+		t.Fatal("127.0.0.1 not served with inbound-cidrs 127.0.0.1/32")
+	}
+	if err := handshake(https, tls.VersionTLS13); err != nil {
+		t.Fatalf("TLS 1.3 under TLS13-1-3-2021-06: %v", err)
+	}
+	if err := handshake(https, tls.VersionTLS12); err == nil {
+		t.Fatal("TLS 1.2 accepted under TLS13-1-3-2021-06")
+	}
+
+	// l7lb's default policy, TLS13-1-2-2021-06, takes TLS 1.2 and 1.3;
+	// dualstack adds [::1] at the same port.
+	if err := rt.Apply(snap("", nil, config.IPAddressTypeDualStack)); err != nil {
+		t.Fatal(err)
+	}
+	if now := rt.Addrs()[443].String(); now != https {
+		t.Fatalf("listener re-bound: %s -> %s", https, now)
+	}
+	if err := handshake(https, tls.VersionTLS12); err != nil {
+		t.Fatalf("TLS 1.2 under the default policy: %v", err)
+	}
+	if err := handshake(https, tls.VersionTLS13); err != nil {
+		t.Fatalf("TLS 1.3 under the default policy: %v", err)
+	}
+	_, port, _ := net.SplitHostPort(http80)
+	v6 := net.JoinHostPort("::1", port)
+	ipv6 := true
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		ipv6 = false
+		t.Logf("no IPv6 loopback here (%v): the dualstack part is not checked", err)
+	} else {
+		ln.Close()
+	}
+	if ipv6 && !served(v6) {
+		t.Fatal("dualstack: nothing on [::1] at the listener's port")
+	}
+	if err := rt.Apply(snap("", nil, config.IPAddressTypeIPv4)); err != nil {
+		t.Fatal(err)
+	}
+	if ipv6 && served(v6) {
+		t.Fatal("ipv4 again: [::1] still served")
+	}
+
+	err = rt.Apply(snap("ELBSecurityPolicy-TLS13-1-2-PQ-2025-09", nil, ""))
+	if err == nil || !strings.Contains(err.Error(), "listener 443: ssl-policy") || !strings.Contains(err.Error(), "ELBSecurityPolicy-TLS13-1-2-PQ-2025-09") {
+		t.Fatalf("Apply with an unknown policy: %v", err)
+	}
+	if err := handshake(https, tls.VersionTLS12); err != nil {
+		t.Fatalf("after the refused snapshot: %v", err)
 	}
 }

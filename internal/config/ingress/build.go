@@ -23,6 +23,15 @@ type ingressModel struct {
 	rules       []config.Rule
 	defaultRule *config.Rule
 	idle        time.Duration // load-balancer-attributes idle_timeout
+
+	// sslPolicy is ssl-policy for this Ingress's HTTPS ports ("" = not set).
+	sslPolicy string
+	// inbound is inbound-cidrs for this Ingress's ports (inboundSet: set
+	// and valid).
+	inbound    []string
+	inboundSet bool
+	ipType     config.IPAddressType
+	ipTypeSet  bool
 }
 
 func (m *ingressModel) object() string { return m.ing.Origin.Object }
@@ -39,6 +48,9 @@ func (t *translator) buildIngress(ing *manifest.Ingress) *ingressModel {
 	m.certs = t.parseCertificateARNs(m.ann)
 	_, certAnnotated := m.ann.get(annCertificateARN)
 	m.ports = t.parseListenPorts(m.ann, certAnnotated)
+	m.sslPolicy = t.parseSSLPolicy(m.ann, m.ports)
+	m.inbound, m.inboundSet = t.parseInboundCIDRs(m.ann)
+	m.ipType, m.ipTypeSet = t.parseIPAddressType(m.ann)
 	m.conf = t.parseBackendSettings(m.ann)
 	t.checkCertificates(m, certAnnotated)
 	t.buildRules(m)

@@ -263,6 +263,55 @@ func TestProblems(t *testing.T) {
 			want: []string{"bad.yaml:16: Ingress milvus/milvus-demo: --endpoints gives both addresses and a DNS name for milvus/milvus-demo"},
 		},
 		{
+			name: "unknown ssl-policy",
+			yaml: ingressWith("milvus-demo", ipTarget, https443, certA, "alb.ingress.kubernetes.io/ssl-policy: ELBSecurityPolicy-TLS-1-3-2021-06"),
+			want: []string{`bad.yaml:10: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/ssl-policy: unknown security policy "ELBSecurityPolicy-TLS-1-3-2021-06"`,
+				"ELBSecurityPolicy-TLS13-1-2-2021-06, ELBSecurityPolicy-TLS13-1-3-2021-06"},
+		},
+		{
+			name: "ssl-policy in the wrong case",
+			yaml: ingressWith("milvus-demo", ipTarget, https443, certA, "alb.ingress.kubernetes.io/ssl-policy: elbsecuritypolicy-2016-08"),
+			want: []string{"bad.yaml:10:", "annotation alb.ingress.kubernetes.io/ssl-policy", "case-sensitive: ELBSecurityPolicy-2016-08"},
+		},
+		{
+			name: "post-quantum ssl-policy",
+			yaml: ingressWith("milvus-demo", ipTarget, https443, certA, "alb.ingress.kubernetes.io/ssl-policy: ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"),
+			want: []string{"bad.yaml:10:", "annotation alb.ingress.kubernetes.io/ssl-policy", "post-quantum, FIPS and RFC 9151 policies are not"},
+		},
+		{
+			name: "two ssl-policies on one port",
+			yaml: ingressWith("a", ipTarget, https443, certA, "alb.ingress.kubernetes.io/ssl-policy: ELBSecurityPolicy-TLS13-1-2-2021-06") + "---\n" +
+				ingressWith("b", ipTarget, https443, certA, "alb.ingress.kubernetes.io/ssl-policy: ELBSecurityPolicy-2016-08"),
+			want: []string{"bad.yaml:34: Ingress milvus/b: annotation alb.ingress.kubernetes.io/ssl-policy: port 443: policy ELBSecurityPolicy-2016-08 conflicts with policy ELBSecurityPolicy-TLS13-1-2-2021-06 of Ingress milvus/a (bad.yaml:10)"},
+		},
+		{
+			name: "invalid inbound CIDR",
+			yaml: ingressWith("milvus-demo", ipTarget, "alb.ingress.kubernetes.io/inbound-cidrs: 10.0.0.0/8,10.1.2.3,2001:db8::/129"),
+			want: []string{`bad.yaml:8: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/inbound-cidrs: invalid CIDR "10.1.2.3": no '/'`,
+				`invalid CIDR "2001:db8::/129": prefix length out of range`, "expected comma-separated networks like 10.0.0.0/8,2001:db8::/32"},
+		},
+		{
+			name: "empty inbound-cidrs",
+			yaml: ingressWith("milvus-demo", ipTarget, `alb.ingress.kubernetes.io/inbound-cidrs: " , "`),
+			want: []string{"bad.yaml:8:", "annotation alb.ingress.kubernetes.io/inbound-cidrs: no CIDR given", "remove the annotation to allow every client"},
+		},
+		{
+			name: "inbound-cidrs conflict on one port",
+			yaml: ingressWith("a", ipTarget, "alb.ingress.kubernetes.io/inbound-cidrs: 10.0.0.0/8") + "---\n" +
+				ingressWith("b", ipTarget, "alb.ingress.kubernetes.io/inbound-cidrs: 10.0.0.0/8,::1/128"),
+			want: []string{"bad.yaml:30: Ingress milvus/b: annotation alb.ingress.kubernetes.io/inbound-cidrs: port 80: CIDRs 10.0.0.0/8,::1/128 conflict with 10.0.0.0/8 of Ingress milvus/a (bad.yaml:8)"},
+		},
+		{
+			name: "bad ip-address-type",
+			yaml: ingressWith("milvus-demo", ipTarget, "alb.ingress.kubernetes.io/ip-address-type: ipv6"),
+			want: []string{`bad.yaml:8: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/ip-address-type: invalid value "ipv6"; expected ipv4, dualstack or dualstack-without-public-ipv4`},
+		},
+		{
+			name: "ip-address-type conflict",
+			yaml: ingressWith("a", ipTarget, "alb.ingress.kubernetes.io/ip-address-type: dualstack") + "---\n" + ingressWith("b", ipTarget, "alb.ingress.kubernetes.io/ip-address-type: ipv4"),
+			want: []string{"bad.yaml:30: Ingress milvus/b: annotation alb.ingress.kubernetes.io/ip-address-type: ip-address-type ipv4 conflicts with ip-address-type dualstack of Ingress milvus/a (bad.yaml:8)"},
+		},
+		{
 			name: "every problem is listed",
 			yaml: ingressWith("milvus-demo", "alb.ingress.kubernetes.io/scheme: public", "alb.ingress.kubernetes.io/target-type: pod", "l7lb.io/nope: x"),
 			want: []string{"3 problems:", "scheme", "target-type", "l7lb.io/nope"},
@@ -333,6 +382,21 @@ func TestWarnings(t *testing.T) {
 			name: "annotation not honoured",
 			yaml: ingressWith("milvus-demo", ipTarget, "alb.ingress.kubernetes.io/ssl-redirect: '443'"),
 			want: []string{"bad.yaml:8: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/ssl-redirect: annotation not yet honoured by l7lb; ignored"},
+		},
+		{
+			name: "ssl-policy without an HTTPS port",
+			yaml: ingressWith("milvus-demo", ipTarget, "alb.ingress.kubernetes.io/ssl-policy: ELBSecurityPolicy-nope"),
+			want: []string{"bad.yaml:8: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/ssl-policy: this Ingress has no HTTPS port in listen-ports", "ignored", `not valid: unknown security policy "ELBSecurityPolicy-nope"`},
+		},
+		{
+			name: "CIDR with host bits",
+			yaml: ingressWith("milvus-demo", ipTarget, "alb.ingress.kubernetes.io/inbound-cidrs: 10.1.2.3/8"),
+			want: []string{"bad.yaml:8:", "annotation alb.ingress.kubernetes.io/inbound-cidrs: 10.1.2.3/8 has bits set past its prefix length; l7lb reads it as the network 10.0.0.0/8"},
+		},
+		{
+			name: "dualstack-without-public-ipv4",
+			yaml: ingressWith("milvus-demo", ipTarget, "alb.ingress.kubernetes.io/ip-address-type: dualstack-without-public-ipv4"),
+			want: []string{"bad.yaml:8:", "annotation alb.ingress.kubernetes.io/ip-address-type: l7lb listens on IPv4 and IPv6 as for dualstack"},
 		},
 		{
 			name: "no Ingress of the class",

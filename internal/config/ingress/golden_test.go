@@ -40,6 +40,7 @@ var goldenCases = []struct {
 	{name: "unknown-annotations", files: []string{"unknown-annotations.yaml"}},
 	{name: "ingressclass", files: []string{"ingressclass.yaml"}},
 	{name: "algorithms", files: []string{"algorithms.yaml"}},
+	{name: "tls-access", files: []string{"tls-access.yaml"}},
 }
 
 func flagOpts(values ...string) func(t *testing.T) Options {

@@ -2,8 +2,10 @@ package ingress
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/l7lb/l7lb/internal/config"
+	"github.com/l7lb/l7lb/internal/tlspolicy"
 )
 
 // listenerAcc gathers what the Ingresses listening on one port contribute.
@@ -15,9 +17,16 @@ type listenerAcc struct {
 	rules    []config.Rule
 	// defaultBy is the Ingress whose defaultBackend this listener uses.
 	defaultBy *ingressModel
+	// sslPolicy and inbound, with the first Ingress that set them: every
+	// Ingress that sets one for this port must agree (LBC: "conflicting
+	// sslPolicy", "conflicting inbound-cidrs").
+	sslPolicy   string
+	sslPolicyBy *ingressModel
+	inbound     []string
+	inboundBy   *ingressModel
 }
 
-func (l *listenerAcc) listener(scheme config.Scheme) config.Listener {
+func (l *listenerAcc) listener(scheme config.Scheme, ipType config.IPAddressType) config.Listener {
 	out := config.Listener{
 		Port:     l.port,
 		Protocol: l.protocol,
@@ -25,7 +34,12 @@ func (l *listenerAcc) listener(scheme config.Scheme) config.Listener {
 		Rules:    slices.Clone(l.rules),
 		// The first Ingress on the port sets the idle timeout, as LBC
 		// takes load-balancer-attributes from one Ingress of a group.
-		IdleTimeout: l.firstBy.idle,
+		IdleTimeout:   l.firstBy.idle,
+		InboundCIDRs:  slices.Clone(defaultInboundCIDRs),
+		IPAddressType: ipType,
+	}
+	if l.inboundBy != nil {
+		out.InboundCIDRs = slices.Clone(l.inbound)
 	}
 	if out.Rules == nil {
 		out.Rules = []config.Rule{}
@@ -35,15 +49,21 @@ func (l *listenerAcc) listener(scheme config.Scheme) config.Listener {
 	}
 	if l.protocol == config.ProtocolHTTPS {
 		out.CertificateARNs = slices.Clone(l.certs)
+		out.SSLPolicy = tlspolicy.Default
+		if l.sslPolicyBy != nil {
+			out.SSLPolicy = l.sslPolicy
+		}
 	}
 	return out
 }
 
 // mergeListeners merges the Ingresses' listen-ports by port as LBC merges
 // an IngressGroup: one protocol per port, certificates unioned (the first
-// Ingress's first certificate stays the default), one scheme for all, and
-// at most one default backend per port. Ingresses are visited in
-// namespace/name order, so "first" is well defined.
+// Ingress's first certificate stays the default), one scheme and one
+// ip-address-type for all, one ssl-policy and one inbound-cidrs per port
+// among the Ingresses that set them, and at most one default backend per
+// port. Ingresses are visited in namespace/name order, so "first" is well
+// defined.
 func (t *translator) mergeListeners() {
 	for _, m := range t.ingresses {
 		if m.schemeSet {
@@ -54,6 +74,16 @@ func (t *translator) mergeListeners() {
 				t.problem(m.ann.origin(annScheme), annScheme,
 					"scheme %s conflicts with scheme %s of Ingress %s (%s); all Ingresses served together must agree",
 					m.scheme, t.scheme, t.schemeFrom.key, place(t.schemeFrom.ann.origin(annScheme)))
+			}
+		}
+		if m.ipTypeSet {
+			switch {
+			case t.ipTypeFrom == nil:
+				t.ipType, t.ipTypeFrom = m.ipType, m
+			case m.ipType != t.ipType:
+				t.problem(m.ann.origin(annIPAddressType), annIPAddressType,
+					"ip-address-type %s conflicts with ip-address-type %s of Ingress %s (%s); all Ingresses served together must agree",
+					m.ipType, t.ipType, t.ipTypeFrom.key, place(t.ipTypeFrom.ann.origin(annIPAddressType)))
 			}
 		}
 		for _, p := range m.ports {
@@ -73,7 +103,9 @@ func (t *translator) mergeListeners() {
 						l.certs = append(l.certs, c)
 					}
 				}
+				t.mergeSSLPolicy(l, m)
 			}
+			t.mergeInbound(l, m)
 			l.rules = append(l.rules, m.rules...)
 			if m.defaultRule != nil {
 				if l.defaultBy != nil {
@@ -85,5 +117,32 @@ func (t *translator) mergeListeners() {
 				}
 			}
 		}
+	}
+}
+
+// mergeSSLPolicy takes m's ssl-policy for HTTPS listener l.
+func (t *translator) mergeSSLPolicy(l *listenerAcc, m *ingressModel) {
+	switch {
+	case m.sslPolicy == "":
+	case l.sslPolicyBy == nil:
+		l.sslPolicy, l.sslPolicyBy = m.sslPolicy, m
+	case m.sslPolicy != l.sslPolicy:
+		t.problem(m.ann.origin(annSSLPolicy), annSSLPolicy,
+			"port %d: policy %s conflicts with policy %s of Ingress %s (%s); one HTTPS port has one policy",
+			l.port, m.sslPolicy, l.sslPolicy, l.sslPolicyBy.key, place(l.sslPolicyBy.ann.origin(annSSLPolicy)))
+	}
+}
+
+// mergeInbound takes m's inbound-cidrs for listener l. Both lists are
+// sorted and without repeats, so equal sets are equal slices.
+func (t *translator) mergeInbound(l *listenerAcc, m *ingressModel) {
+	switch {
+	case !m.inboundSet:
+	case l.inboundBy == nil:
+		l.inbound, l.inboundBy = m.inbound, m
+	case !slices.Equal(m.inbound, l.inbound):
+		t.problem(m.ann.origin(annInboundCIDRs), annInboundCIDRs,
+			"port %d: CIDRs %s conflict with %s of Ingress %s (%s); the Ingresses on one port must list the same CIDRs, or only one may set them",
+			l.port, strings.Join(m.inbound, ","), strings.Join(l.inbound, ","), l.inboundBy.key, place(l.inboundBy.ann.origin(annInboundCIDRs)))
 	}
 }

@@ -42,6 +42,8 @@ type translator struct {
 	targetGroups map[string]*tgEntry
 	scheme       config.Scheme
 	schemeFrom   *ingressModel
+	ipType       config.IPAddressType
+	ipTypeFrom   *ingressModel
 }
 
 func newTranslator(objs manifest.Objects, opts Options) *translator {
@@ -53,6 +55,7 @@ func newTranslator(objs manifest.Objects, opts Options) *translator {
 		listeners:    map[int]*listenerAcc{},
 		targetGroups: map[string]*tgEntry{},
 		scheme:       config.SchemeInternal,
+		ipType:       config.IPAddressTypeIPv4,
 	}
 	for i := range objs.Services {
 		s := &objs.Services[i]
@@ -96,7 +99,7 @@ func (t *translator) snapshot() *config.Snapshot {
 	}
 	slices.Sort(ports)
 	for _, p := range ports {
-		s.Listeners = append(s.Listeners, t.listeners[p].listener(t.scheme))
+		s.Listeners = append(s.Listeners, t.listeners[p].listener(t.scheme, t.ipType))
 	}
 	names := make([]string, 0, len(t.targetGroups))
 	for n := range t.targetGroups {
