@@ -24,10 +24,15 @@ func TestStatusReportsBalancing(t *testing.T) {
 	}{
 		{"unmeasured, algorithm not configured", "", func(*load.Meter) {}, "round_robin",
 			TargetStatus{Weight: 1}},
+		// The peak replaces the average, up to twice it per answer.
 		{"latency is the peak of the answers", config.AlgorithmPeakEWMA, func(m *load.Meter) {
 			m.Observe(10 * time.Millisecond)
+			m.Observe(15 * time.Millisecond)
+		}, "peak_ewma", TargetStatus{LatencyEWMAMs: 15, Weight: 1}},
+		{"a peak at most doubles the latency", config.AlgorithmPeakEWMA, func(m *load.Meter) {
+			m.Observe(10 * time.Millisecond)
 			m.Observe(40 * time.Millisecond)
-		}, "peak_ewma", TargetStatus{LatencyEWMAMs: 40, Weight: 1}},
+		}, "peak_ewma", TargetStatus{LatencyEWMAMs: 20, Weight: 1}},
 		{"dimmed and anomalous", config.AlgorithmWeightedRandom, func(m *load.Meter) {
 			m.Observe(25 * time.Millisecond)
 			m.SetWeight(250)
