@@ -25,6 +25,17 @@ import (
 // second, and a slow target that recovered is tried within a second too.
 const DecayTime = 250 * time.Millisecond
 
+// FallTime is the time constant with which faster answers bring the
+// average down: 1/e of the gap is left after this long. It is shorter
+// than DecayTime because a healthy replica's pauses (a GC, a thread
+// descheduled on a busy core) lift its average several-fold for a
+// moment, all the requests it held answering late together; falling
+// back at DecayTime's pace took ~300 ms after each, with its share
+// lost meanwhile, and bench/'s equal replicas split ±4–7 % over 5 s.
+// The peak (up) and the idle decay (how soon a priced-out target is
+// tried again) do not depend on it.
+const FallTime = 50 * time.Millisecond
+
 // epoch is the origin of the meters' millisecond clock (monotonic).
 var epoch = time.Now()
 
@@ -72,11 +83,14 @@ func unpack(v uint64) (us float32, ms uint32) {
 
 // decay is the weight that an average last updated elapsed milliseconds
 // ago keeps.
-func decay(elapsed uint32) float64 {
+func decay(elapsed uint32) float64 { return decayBy(elapsed, DecayTime) }
+
+// decayBy is decay with time constant tau.
+func decayBy(elapsed uint32, tau time.Duration) float64 {
 	if elapsed == 0 {
 		return 1
 	}
-	return math.Exp(-float64(elapsed) / float64(DecayTime/time.Millisecond))
+	return math.Exp(-float64(elapsed) / float64(tau/time.Millisecond))
 }
 
 // Observe records how long the target took to answer one request. A
@@ -84,7 +98,7 @@ func decay(elapsed uint32) float64 {
 // (the "peak" that makes a target that slows down lose traffic within a
 // few answers); one below moves the
 // average toward it with a weight that grows with the time since the last
-// update, so the average follows time, not the request rate.
+// update (FallTime), so the average follows time, not the request rate.
 func (m *Meter) Observe(d time.Duration) {
 	us := float32(d) / float32(time.Microsecond)
 	if us <= 0 {
@@ -100,7 +114,7 @@ func (m *Meter) Observe(d time.Duration) {
 		switch {
 		case avg == 0:
 		case us < avg:
-			w := decay(now - at)
+			w := decayBy(now-at, FallTime)
 			next = float32(float64(avg)*w + float64(us)*(1-w))
 		case us > 2*avg:
 			// The peak at most doubles the average per answer: a target

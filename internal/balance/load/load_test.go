@@ -46,6 +46,33 @@ func TestObservePeakAndDecay(t *testing.T) {
 	}
 }
 
+// A healthy target's pause lifts its average several-fold (the requests
+// it held answer late together); once it answers fast again, the average
+// is back near its true latency within a few FallTimes, not DecayTime's
+// quarter second, so the pause costs it little of its share.
+func TestFallsBackAfterAPause(t *testing.T) {
+	var m Meter
+	m.Observe(time.Millisecond)
+	for i := 0; i < 5; i++ {
+		m.Observe(6 * time.Millisecond) // the pause: five late answers
+	}
+	if d, _ := m.Latency(); d != 6*time.Millisecond {
+		t.Fatalf("after the pause: %v, want 6ms", d)
+	}
+	// Fast answers again, about one a millisecond, for 150 ms (3
+	// FallTimes). The loop is bounded by count and by time.
+	start := time.Now()
+	for i := 0; i < 10000 && time.Since(start) < 150*time.Millisecond; i++ {
+		m.Observe(time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+	// 3 time constants leave 5 % of the 5 ms gap: 1.25 ms. DecayTime's
+	// pace would leave 3.7 ms.
+	if d, _ := m.Latency(); d > 1500*time.Microsecond {
+		t.Fatalf("%v of fast answers after a pause left the average at %v, want under 1.5ms", time.Since(start).Round(time.Millisecond), d)
+	}
+}
+
 func TestDecayWeights(t *testing.T) {
 	tests := []struct {
 		elapsed uint32
