@@ -92,7 +92,10 @@ func (e *env) buildL7LB(prebuilt string) error {
 		e.L7LB, e.Prebuilt = prebuilt, true
 	} else {
 		e.L7LB = filepath.Join(e.Dir, "l7lb")
-		cmd := exec.Command("go", "build", "-o", e.L7LB, "./cmd/l7lb")
+		// Built as a release or the image is (tools/image): static, no
+		// cgo (so no libc mapped), stripped.
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", e.L7LB, "./cmd/l7lb")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		cmd.Dir = e.Root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build ./cmd/l7lb: %v\n%s", err, out)

@@ -211,6 +211,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		gcfloor.Set(sf.heapFloorMiB << 20)
 	}
 	if sf.memoryTidy {
+		if _, err := memtidy.ReleaseImage(); err != nil {
+			log.Warn("cannot release start-up pages", "error", err)
+		}
 		go memtidy.Run(rctx, nil)
 	}
 

@@ -14,8 +14,11 @@
 // So: once a second, if the process allocated little in the last second
 // (it is quiet), while much was allocated since the last tidy-up (there
 // was a burst), collect and return the free memory to the system
-// (debug.FreeOSMemory). Under load nothing happens; at most one tidy-up
-// every MinInterval.
+// (debug.FreeOSMemory), and drop the executable's read-only pages from
+// the page tables (ReleaseImage: serving faults back the few it runs).
+// Under load nothing happens; at most one tidy-up every MinInterval.
+// serve also releases the image once when it is up, since start-up
+// touches most of the binary and serving little of it.
 package memtidy
 
 import (
@@ -66,6 +69,10 @@ func Run(ctx context.Context, tidied func()) {
 			sinceTidy += d
 			if Decide(d, sinceTidy, now.Sub(lastTidy)) {
 				debug.FreeOSMemory()
+				// The burst's code (ten thousand handshakes run code a
+				// quiet balancer does not) can go too; an error here
+				// only means the pages stay.
+				_, _ = ReleaseImage()
 				sinceTidy, lastTidy = 0, time.Now()
 				last = read()
 				if tidied != nil {
