@@ -24,13 +24,16 @@ func TestStatusReportsBalancing(t *testing.T) {
 	}{
 		{"unmeasured, algorithm not configured", "", func(*load.Meter) {}, "round_robin",
 			TargetStatus{Weight: 1}},
-		// The peak replaces the average, up to twice it per answer.
+		// The peak replaces the average, up to twice it per answer and
+		// once a millisecond.
 		{"latency is the peak of the answers", config.AlgorithmPeakEWMA, func(m *load.Meter) {
 			m.Observe(10 * time.Millisecond)
+			nextMillisecond()
 			m.Observe(15 * time.Millisecond)
 		}, "peak_ewma", TargetStatus{LatencyEWMAMs: 15, Weight: 1}},
 		{"a peak at most doubles the latency", config.AlgorithmPeakEWMA, func(m *load.Meter) {
 			m.Observe(10 * time.Millisecond)
+			nextMillisecond() // the peak rises once a millisecond at most
 			m.Observe(40 * time.Millisecond)
 		}, "peak_ewma", TargetStatus{LatencyEWMAMs: 20, Weight: 1}},
 		{"dimmed and anomalous", config.AlgorithmWeightedRandom, func(m *load.Meter) {
@@ -85,5 +88,14 @@ func TestStatusReportsBalancing(t *testing.T) {
 					got.InFlight, got.LatencyEWMAMs, got.Weight, got.Anomalous, tc.want.InFlight, tc.want.LatencyEWMAMs, tc.want.Weight, tc.want.Anomalous)
 			}
 		})
+	}
+}
+
+// nextMillisecond waits until the meters' clock has moved on (bounded: it
+// moves within a millisecond or two).
+func nextMillisecond() {
+	start := load.Now()
+	for i := 0; i < 1000 && load.Now() == start; i++ {
+		time.Sleep(100 * time.Microsecond)
 	}
 }

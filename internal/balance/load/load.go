@@ -116,6 +116,13 @@ func (m *Meter) Observe(d time.Duration) {
 		case us < avg:
 			w := decayBy(now-at, FallTime)
 			next = float32(float64(avg)*w + float64(us)*(1-w))
+		case at == now:
+			// The peak rises once a millisecond at most. After a pause
+			// of a healthy target, every request it held answers late
+			// in the same instant; counting each as a new peak took its
+			// average up by 2× per answer, to the pause's length, and
+			// cost it its share until the average fell back.
+			next = avg
 		case us > 2*avg:
 			// The peak at most doubles the average per answer: a target
 			// that really slowed down reaches its new latency within a

@@ -7,6 +7,20 @@ import (
 	"time"
 )
 
+// nextMillisecond waits until the meters' clock has moved on, so that
+// the next observation is in a new millisecond. Bounded: the clock
+// moves within a millisecond or two however busy the machine is.
+func nextMillisecond(t *testing.T) {
+	t.Helper()
+	start := nowMillis()
+	for i := 0; i < 1000 && nowMillis() == start; i++ {
+		time.Sleep(100 * time.Microsecond)
+	}
+	if nowMillis() == start {
+		t.Fatal("the meters' clock did not move in 100ms of waiting")
+	}
+}
+
 func TestObservePeakAndDecay(t *testing.T) {
 	var m Meter
 	if _, ok := m.Latency(); ok {
@@ -19,12 +33,14 @@ func TestObservePeakAndDecay(t *testing.T) {
 	// A higher latency replaces the average at once (the peak), up to
 	// twice it per answer: a stray slow answer doubles the price, a
 	// target that really slowed down gets there within a few answers.
+	nextMillisecond(t)
 	m.Observe(3 * time.Millisecond)
 	if d, _ := m.Latency(); d != 3*time.Millisecond {
 		t.Fatalf("after a peak under 2×: %v, want 3ms", d)
 	}
 	var steps []time.Duration
 	for i := 0; i < 4; i++ {
+		nextMillisecond(t)
 		m.Observe(20 * time.Millisecond)
 		d, _ := m.Latency()
 		steps = append(steps, d)
@@ -46,18 +62,43 @@ func TestObservePeakAndDecay(t *testing.T) {
 	}
 }
 
-// A healthy target's pause lifts its average several-fold (the requests
-// it held answer late together); once it answers fast again, the average
-// is back near its true latency within a few FallTimes, not DecayTime's
-// quarter second, so the pause costs it little of its share.
+// The peak rises once a millisecond at most: the requests a paused
+// target held all answer late in the same instant, and count as one
+// peak, not as one doubling each.
+func TestPeakRisesOnceAMillisecond(t *testing.T) {
+	var m Meter
+	m.Observe(time.Millisecond)
+	for attempt := 0; attempt < 20; attempt++ {
+		nextMillisecond(t)
+		before, _ := m.Latency()
+		ms := nowMillis()
+		for i := 0; i < 8; i++ {
+			m.Observe(50 * time.Millisecond)
+		}
+		if nowMillis() != ms {
+			continue // the clock moved during the burst: try again
+		}
+		if d, _ := m.Latency(); d != 2*before {
+			t.Fatalf("8 late answers in one millisecond took the average from %v to %v, want %v (one doubling)", before, d, 2*before)
+		}
+		return
+	}
+	t.Skip("the clock moved during every burst of 8 observations; the machine is too busy")
+}
+
+// A target's slow spell lifts its average several-fold; once it answers
+// fast again, the average is back near its true latency within a few
+// FallTimes, not DecayTime's quarter second, so a spell costs it little
+// of its share.
 func TestFallsBackAfterAPause(t *testing.T) {
 	var m Meter
 	m.Observe(time.Millisecond)
 	for i := 0; i < 5; i++ {
-		m.Observe(6 * time.Millisecond) // the pause: five late answers
+		nextMillisecond(t)
+		m.Observe(6 * time.Millisecond) // a slow spell: late answers
 	}
 	if d, _ := m.Latency(); d != 6*time.Millisecond {
-		t.Fatalf("after the pause: %v, want 6ms", d)
+		t.Fatalf("after the slow spell: %v, want 6ms", d)
 	}
 	// Fast answers again, about one a millisecond, for 150 ms (3
 	// FallTimes). The loop is bounded by count and by time.
