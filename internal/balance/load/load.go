@@ -166,26 +166,36 @@ func Now() uint32 { return nowMillis() }
 
 // CostAt is Cost at a time read from Now.
 func (m *Meter) CostAt(now uint32) float64 {
+	lat, held := m.PriceAt(now)
+	return lat * float64(held+1)
+}
+
+// PriceAt splits CostAt into its two factors, read together: the price
+// of one request (the latency average, decayed while the target holds
+// nothing, at least the time it has kept its requests unanswered, or
+// the penalty of a target that holds requests and never answered) and
+// the requests the target holds.
+func (m *Meter) PriceAt(now uint32) (lat float64, held int64) {
 	avg, at := unpack(m.latency.Load())
-	n := float64(m.inFlight.Load()) + 1
+	held = m.inFlight.Load()
 	if avg == 0 {
-		if n > 1 {
-			return penalty
+		if held > 0 {
+			return penalty / float64(held+1), held
 		}
-		return 0
+		return 0, held
 	}
-	if n > 1 {
+	if held > 0 {
 		// Requests are out and the target has not answered for a while:
 		// its latency is at least that long (less the clock's step). A
 		// slow target tried again gets one request until it answers, and
 		// a target that stopped answering grows more expensive with
 		// every millisecond, not only with every request it is sent.
 		if pending := float64(now-at) - 1; pending > 0 && pending*1000 > float64(avg) {
-			return pending * 1000 * n
+			return pending * 1000, held
 		}
-		return float64(avg) * n
+		return float64(avg), held
 	}
-	return float64(avg) * decay(now-at)
+	return float64(avg) * decay(now-at), held
 }
 
 // Answered counts a request the target answered.

@@ -71,6 +71,45 @@ func TestEqualTargetsSplitEvenly(t *testing.T) {
 	}
 }
 
+// cheaper's three regimes, by how far apart the two latencies are.
+func TestCheaper(t *testing.T) {
+	meter := func(lat time.Duration, held int) *load.Meter {
+		m := new(load.Meter)
+		if lat > 0 {
+			m.Observe(lat)
+		}
+		for i := 0; i < held; i++ {
+			m.Start()
+		}
+		return m
+	}
+	ms := time.Millisecond
+	tests := []struct {
+		name       string
+		a, b       *load.Meter
+		aIsCheaper bool
+	}{
+		// More than Dominated apart: the faster wins whatever both hold.
+		{"a 20 ms target holding nothing loses to a 3 ms one holding 16", meter(20*ms, 0), meter(3*ms, 16), false},
+		{"a 3 ms target holding 16 beats a 20 ms one holding nothing", meter(3*ms, 16), meter(20*ms, 0), true},
+		// Within Alike: the one holding fewer wins, latency aside.
+		{"alike: 1.8 ms holding 3 beats 1 ms holding 4", meter(1800*time.Microsecond, 3), meter(ms, 4), true},
+		{"alike: 1 ms holding 4 loses to 1.8 ms holding 3", meter(ms, 4), meter(1800*time.Microsecond, 3), false},
+		{"alike and holding as many: a tie keeps b", meter(ms, 2), meter(ms, 2), false},
+		// Between: latency × (held + 1).
+		{"3× apart: 3 ms holding 1 (6) beats 1 ms holding 6 (7)", meter(3*ms, 1), meter(ms, 6), true},
+		{"3× apart: 3 ms holding 2 (9) loses to 1 ms holding 6 (7)", meter(3*ms, 2), meter(ms, 6), false},
+		// Unmeasured: idle is tried first; holding one, it waits.
+		{"an unmeasured idle target is tried", meter(0, 0), meter(ms, 0), true},
+		{"an unmeasured target holding a request is not sent another", meter(0, 1), meter(20*ms, 16), false},
+	}
+	for _, tc := range tests {
+		if got := cheaper(tc.a, tc.b, load.Now()); got != tc.aIsCheaper {
+			t.Errorf("%s: cheaper = %v, want %v", tc.name, got, tc.aIsCheaper)
+		}
+	}
+}
+
 // A target twenty times slower than its peers gets next to nothing: its
 // first slow answer prices it out.
 func TestSlowTargetGetsLittle(t *testing.T) {
