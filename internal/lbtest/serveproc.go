@@ -70,7 +70,7 @@ func StartProcess(t testing.TB, o ProcOptions) *Proc {
 	}
 	t.Cleanup(func() {
 		p.cmd.Process.Signal(os.Interrupt) //nolint:errcheck // it may have exited
-		p.cmd.Wait()                      //nolint:errcheck // stopped on purpose
+		p.cmd.Wait()                       //nolint:errcheck // stopped on purpose
 		if t.Failed() {
 			t.Logf("l7lb's log:\n%s", p.Logs.String())
 		}

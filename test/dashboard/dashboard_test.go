@@ -337,7 +337,7 @@ func driveEvents(t *testing.T, lb *lbtest.Proc, cluster *fakemilvus.Cluster) exp
 		t.Fatal(err)
 	}
 	io.WriteString(raw, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") //nolint:errcheck
-	io.Copy(io.Discard, raw)                                  //nolint:errcheck // until l7lb closes it
+	io.Copy(io.Discard, raw)                                 //nolint:errcheck // until l7lb closes it
 	raw.Close()
 
 	// Connections over --max-conns: idle ones fill the slots, the rest
