@@ -57,7 +57,7 @@ func (of *observabilityFlags) setup(log *slog.Logger, stdout io.Writer, certs ad
 	if of.accessSample < 1 {
 		return nil, fmt.Errorf("--access-log-sample %d: want 1 or more", of.accessSample)
 	}
-	o := &observability{log: log, Metrics: metrics.New(metrics.Options{Version: version})}
+	o := &observability{log: log, Metrics: metrics.New(metrics.Options{Version: version, Certs: certs})}
 	if of.fs != nil {
 		of.fs.Visit(func(f *flag.Flag) { o.explicit = o.explicit || f.Name == "admin" })
 	}

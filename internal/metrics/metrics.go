@@ -34,6 +34,9 @@ var durationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .2
 // Options configure Metrics.
 type Options struct {
 	Version string // l7lb's version for l7lb_build_info
+	// Certs, when set, describes the served certificates for
+	// l7lb_certificate_not_after_timestamp_seconds.
+	Certs Certs
 }
 
 // Metrics holds l7lb's registry and every metric in it. Safe for
@@ -120,6 +123,7 @@ func New(opts Options) *Metrics {
 		Help: "Times a target connection held requests and answered nothing, not even a liveness PING (the target is reported hung and ejected)."},
 		func() float64 { return float64(upstream.Hangs()) })
 	m.status = newStatusCollector()
+	certs := newCertCollector(m.status, opts.Certs)
 
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info", Help: "Always 1; the labels say which l7lb runs."}, []string{"version", "revision", "goversion"})
 	buildInfo.WithLabelValues(opts.Version, revision(), goruntime.Version()).Set(1)
@@ -127,7 +131,7 @@ func New(opts Options) *Metrics {
 
 	m.reg.MustRegister(m.requests, m.duration, m.targetDuration, m.received, m.sent,
 		m.conns, m.connsTotal, m.connsRejected, m.connsDenied, m.handshakes, m.handshakeErrs, m.ejections, m.retries, m.failOpen,
-		m.reloads, m.lastReloadOK, m.lastReloadTime, m.accessDropped, m.accessWritten, m.procs, m.procsChanges, targetStalls, targetHangs, buildInfo, m.status,
+		m.reloads, m.lastReloadOK, m.lastReloadTime, m.accessDropped, m.accessWritten, m.procs, m.procsChanges, targetStalls, targetHangs, buildInfo, m.status, certs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.series.Store(&map[seriesKey]*series{})
 	m.targets.Store(&map[targetKey]*TargetStats{})
