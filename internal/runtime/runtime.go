@@ -87,6 +87,8 @@ type plane struct {
 	snapshot *config.Snapshot
 	tables   map[int]*proxy.Table
 	groups   map[string]*targetgroup.Group
+	// redirects are the ssl-redirect ports of HTTP listeners, by port.
+	redirects map[int]int
 }
 
 type liveListener struct {
@@ -176,7 +178,12 @@ func (rt *Runtime) Apply(snap *config.Snapshot) error {
 
 	// 2. Target groups: keep a group (its connections and counters) when
 	// only its endpoints changed.
-	next := &plane{snapshot: snap, tables: map[int]*proxy.Table{}, groups: map[string]*targetgroup.Group{}}
+	next := &plane{snapshot: snap, tables: map[int]*proxy.Table{}, groups: map[string]*targetgroup.Group{}, redirects: map[int]int{}}
+	for _, l := range snap.Listeners {
+		if l.SSLRedirectPort != 0 && l.Protocol == config.ProtocolHTTP {
+			next.redirects[l.Port] = l.SSLRedirectPort
+		}
+	}
 	var created []*targetgroup.Group
 	for _, tg := range snap.TargetGroups {
 		if g := old.groups[tg.Name]; g != nil && sameExceptEndpoints(g.Config, tg) {
@@ -360,6 +367,7 @@ func (rt *Runtime) listen(l config.Listener, bind string, cs *listener.CertSet, 
 		idle = l.IdleTimeout // load-balancer-attributes idle_timeout.timeout_seconds
 	}
 	h := proxy.NewHandler(port, secure, routes, rt.opts.Log)
+	h.Redirect = func() int { return rt.cur.Load().redirects[port] }
 	h2 := h2proxy.New(h2proxy.Options{Routes: routes, Fallback: h, Port: port, Secure: secure, Log: rt.opts.Log, IdleTimeout: idle, Observer: rt.opts.Observer, Limits: rt.opts.ClientLimits})
 	ll.h2 = h2
 	// Observability (issue 5): HTTP/1.1 requests are reported by a wrapper
