@@ -19,7 +19,7 @@ type sourceFlags struct {
 
 // load reads the files and translates them into a snapshot. known, when
 // non-nil, tells whether a certificate ARN exists in the store.
-func (sf *sourceFlags) load(known func(string) bool) (*config.Snapshot, []config.Warning, error) {
+func (sf *sourceFlags) load(known func(string) bool, trustStores ...func(string) bool) (*config.Snapshot, []config.Warning, error) {
 	if len(sf.files.values) == 0 {
 		return nil, nil, fmt.Errorf("no configuration: give one or more -f FILE")
 	}
@@ -28,6 +28,9 @@ func (sf *sourceFlags) load(known func(string) bool) (*config.Snapshot, []config
 		Endpoints:        map[string][]config.Endpoint{},
 		DNS:              map[string]config.DNSSource{},
 		KnownCertificate: known,
+	}
+	if len(trustStores) > 0 {
+		opts.KnownTrustStore = trustStores[0]
 	}
 	for _, v := range sf.endpoints.values {
 		key, eps, dns, err := ingress.ParseEndpointsFlag(v)

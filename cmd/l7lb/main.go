@@ -26,7 +26,8 @@ func commands() []command {
 	return []command{
 		{"serve", "serve the Ingress objects in -f files", runServe},
 		{"validate", "check -f files the way serve would, without serving", runValidate},
-		{"cert", "local certificate store: import, list, describe, delete", runCert},
+		{"cert", "local certificate store: import (and re-import), list, describe, delete", runCert},
+		{"truststore", "local trust stores for mutual TLS: create, list, describe, modify, delete", runTrustStore},
 		{"controller", "the in-cluster Ingress controller: watch Ingresses, serve them, write their status", runController},
 		{"status", "show a running l7lb's Ingresses and targets (from its admin API)", runStatus},
 		{"version", "print the version", runVersion},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/l7lb/l7lb/internal/certstore"
 	"github.com/l7lb/l7lb/internal/runtime"
+	"github.com/l7lb/l7lb/internal/truststore"
 )
 
 // reloader rebuilds the whole configuration on SIGHUP or when one of the
@@ -19,6 +20,7 @@ import (
 type reloader struct {
 	source *sourceFlags
 	store  *certstore.Store
+	trust  *truststore.Store
 	rt     *runtime.Runtime
 	log    *slog.Logger
 	// onResult, when set, hears about every reload (the admin API).
@@ -33,7 +35,18 @@ type fileStamp struct {
 
 func (r *reloader) stamp() map[string]fileStamp {
 	out := map[string]fileStamp{}
-	for _, f := range r.source.files.values {
+	// The stores too: an import, a re-import (cert import
+	// --certificate-arn) or a trust store change renames an entry in
+	// their directory, which changes its modification time; the reload
+	// then loads the new certificate for new handshakes.
+	files := append([]string{}, r.source.files.values...)
+	if r.store != nil {
+		files = append(files, r.store.Dir())
+	}
+	if r.trust != nil {
+		files = append(files, r.trust.Dir())
+	}
+	for _, f := range files {
 		if fi, err := os.Stat(f); err == nil {
 			out[f] = fileStamp{fi.Size(), fi.ModTime()}
 		} else {
@@ -73,14 +86,18 @@ func (r *reloader) run(ctx context.Context, poll time.Duration) {
 			r.reload("SIGHUP")
 		case <-t.C:
 			if r.changed() {
-				r.reload("a configuration file changed")
+				r.reload("a configuration file or a store changed")
 			}
 		}
 	}
 }
 
 func (r *reloader) reload(why string) {
-	snap, warnings, err := r.source.load(r.store.Has)
+	var knownTrust func(string) bool
+	if r.trust != nil {
+		knownTrust = r.trust.Has
+	}
+	snap, warnings, err := r.source.load(r.store.Has, knownTrust)
 	for _, w := range warnings {
 		r.log.Warn(w.Error())
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/l7lb/l7lb/internal/memtidy"
 	"github.com/l7lb/l7lb/internal/procs"
 	"github.com/l7lb/l7lb/internal/runtime"
+	"github.com/l7lb/l7lb/internal/truststore"
 )
 
 type serveFlags struct {
@@ -153,7 +154,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		log.Error("cannot open the certificate store", "error", err)
 		return 1
 	}
-	snap, warnings, err := sf.source.load(store.Has)
+	trust, err := truststore.Open(store.Dir())
+	if err != nil {
+		log.Error("cannot open the trust stores", "error", err)
+		return 1
+	}
+	snap, warnings, err := sf.source.load(store.Has, trust.Has)
 	for _, w := range warnings {
 		log.Warn(w.Error())
 	}
@@ -178,7 +184,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	defer obs.shutdown()
-	rtOpts := runtime.Options{Log: log, Certs: store, Bind: bind, IdleTimeout: sf.idle, Observer: obs.Observer(), GroupEvents: obs.Metrics}
+	rtOpts := runtime.Options{Log: log, Certs: store, TrustStores: trust, Bind: bind, IdleTimeout: sf.idle, Observer: obs.Observer(), GroupEvents: obs.Metrics}
 	sf.limits.apply(&rtOpts, log)
 	rt := runtime.New(rtOpts)
 	if err := rt.Apply(snap); err != nil {
@@ -196,7 +202,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 1
 		}
 	}
-	rl := &reloader{source: &sf.source, store: store, rt: rt, log: log}
+	rl := &reloader{source: &sf.source, store: store, trust: trust, rt: rt, log: log}
 	if obs.Admin != nil {
 		rl.onResult = obs.Admin.RecordReload
 	}

@@ -25,7 +25,8 @@ const usageText = `usage: l7lb cert <command> [flags]
 The local twin of AWS Certificate Manager. Commands and their ACM names:
 
   import      (import-certificate)   --certificate F --certificate-chain F --private-key F
-                                     [--kubernetes [--namespace NS] [--kubeconfig F] [--certificate-arn ARN]]
+                                     [--certificate-arn ARN]  (re-import: replace ARN's certificate)
+                                     [--kubernetes [--namespace NS] [--kubeconfig F]]
   list        (list-certificates)
   describe    (describe-certificate) ARN | --certificate-arn ARN
   delete      (delete-certificate)   ARN | --certificate-arn ARN
@@ -44,6 +45,12 @@ func (e usageError) Error() string   { return e.msg }
 func (e usageError) Is(t error) bool { return t == errUsage }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// Usagef makes an error that IsUsage reports (exit status 2).
+func Usagef(format string, args ...any) error { return usagef(format, args...) }
+
+// IsUsage reports whether err is a usage error.
+func IsUsage(err error) bool { return errors.Is(err, errUsage) }
 
 // Command runs `l7lb cert ...`; args are the words after "cert". It prints
 // results as the AWS CLI would (JSON, 4-space indent) on stdout, warnings and
@@ -105,6 +112,13 @@ func newFlags(name string) (*flag.FlagSet, *string) {
 // (`describe ARN --store D` as well as `describe --store D ARN`), which the
 // flag package alone does not allow.
 func parse(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
+	return ParseFlags(fs, args, stdout)
+}
+
+// ParseFlags is parse for the other AWS-twin commands (truststore): flags
+// before and after positional arguments; flag.ErrHelp after printing help
+// for -h, and errors matching IsUsage for bad flags.
+func ParseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -173,7 +187,11 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if s, err = openStore(*storeDir); err != nil {
 			return err
 		}
-		c, warns, err = s.Import(data[InputCertificate], data[InputChain], data[InputKey], time.Now())
+		if kube.arn != "" {
+			c, warns, err = s.Reimport(kube.arn, data[InputCertificate], data[InputChain], data[InputKey], time.Now())
+		} else {
+			c, warns, err = s.Import(data[InputCertificate], data[InputChain], data[InputKey], time.Now())
+		}
 	}
 	if err != nil {
 		var ie *InputError
@@ -194,7 +212,10 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // "read this file"; we read everything as bytes) and expands a leading ~/ as
 // the AWS CLI does. A bare path is read as a file too, whereas the AWS CLI
 // would take it as literal content: nobody pastes PEM into a flag.
-func filePath(arg string) string {
+func filePath(arg string) string { return FilePath(arg) }
+
+// FilePath is filePath for the other AWS-twin commands (truststore).
+func FilePath(arg string) string {
 	p := arg
 	for _, prefix := range []string{"fileb://", "file://"} {
 		if rest, ok := strings.CutPrefix(p, prefix); ok {
@@ -360,7 +381,10 @@ func nonNil(s []string) []string {
 }
 
 // writeJSON prints v as the AWS CLI does: 4-space indent, no HTML escaping.
-func writeJSON(w io.Writer, v any) error {
+func writeJSON(w io.Writer, v any) error { return WriteJSON(w, v) }
+
+// WriteJSON is writeJSON for the other AWS-twin commands (truststore).
+func WriteJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "    ")
 	enc.SetEscapeHTML(false)

@@ -26,7 +26,7 @@ func kubeFlags(fs *flag.FlagSet) *kubeImportFlags {
 	fs.BoolVar(&k.enabled, "kubernetes", false, "import into the cluster's certificate store (Secrets) instead of a local directory")
 	fs.StringVar(&k.namespace, "namespace", KubeDefaultNamespace, "with --kubernetes: the controller's namespace")
 	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "with --kubernetes: kubeconfig file (default $KUBECONFIG, ~/.kube/config, or in-cluster)")
-	fs.StringVar(&k.arn, "certificate-arn", "", "with --kubernetes: re-import under this ARN (as ACM's import-certificate --certificate-arn), e.g. one an Ingress already names")
+	fs.StringVar(&k.arn, "certificate-arn", "", "re-import under this ARN, replacing its certificate (as ACM's import-certificate --certificate-arn); in a directory store the ARN must exist, with --kubernetes it may be any ARN, e.g. one an Ingress already names")
 	return k
 }
 

@@ -156,10 +156,51 @@ func (s *Store) Import(certPEM, chainPEM, keyPEM []byte, now time.Time) (Certifi
 	if err != nil {
 		return Certificate{}, nil, fmt.Errorf("certstore: new certificate id: %w", err)
 	}
-	meta := c.meta
-	meta.ARN = ARN(id.String())
-	meta.ImportedAt = now.UTC()
+	meta, files, err := c.files(ARN(id.String()), now)
+	if err != nil {
+		return Certificate{}, nil, err
+	}
+	if err := s.writeDir(id.String(), files); err != nil {
+		return Certificate{}, nil, err
+	}
+	return meta, warns, nil
+}
 
+// Reimport replaces the certificate stored as arn, which must exist, with
+// new PEMs, keeping the ARN: ACM's import-certificate --certificate-arn.
+// Listeners serving arn pick the new certificate up on their next reload
+// (serve watches the store); a reader sees the old files or the new ones,
+// never a mix (atomicdir.Replace).
+func (s *Store) Reimport(arn string, certPEM, chainPEM, keyPEM []byte, now time.Time) (Certificate, []string, error) {
+	id, err := ParseARN(arn)
+	if err != nil {
+		return Certificate{}, nil, s.badARN(err)
+	}
+	if !s.Has(arn) {
+		return Certificate{}, nil, fmt.Errorf("%w; import without --certificate-arn to create a certificate", s.notFound(arn))
+	}
+	c, warns, err := check(certPEM, chainPEM, keyPEM, now)
+	if err != nil {
+		return Certificate{}, nil, err
+	}
+	if old, err := s.Describe(arn); err == nil && old.SHA256 == c.meta.SHA256 {
+		warns = append(warns, fmt.Sprintf("%s already holds this very certificate; re-imported anyway", arn))
+	}
+	meta, files, err := c.files(arn, now)
+	if err != nil {
+		return Certificate{}, nil, err
+	}
+	if err := s.replaceDir(id, files); err != nil {
+		return Certificate{}, nil, err
+	}
+	return meta, warns, nil
+}
+
+// files encodes a checked certificate as the files of its directory.
+func (c *checked) files(arn string, now time.Time) (Certificate, []file, error) {
+	meta := c.meta
+	meta.ARN = arn
+	meta.ImportedAt = now.UTC()
 	keyDER, err := x509.MarshalPKCS8PrivateKey(c.key)
 	if err != nil {
 		return Certificate{}, nil, fmt.Errorf("certstore: encoding private key: %w", err)
@@ -168,16 +209,12 @@ func (s *Store) Import(certPEM, chainPEM, keyPEM []byte, now time.Time) (Certifi
 	if err != nil {
 		return Certificate{}, nil, fmt.Errorf("certstore: encoding metadata: %w", err)
 	}
-	files := []file{
-		{certFile, encodeCerts(c.leaf), 0o644},
-		{chainFile, encodeCerts(c.chain...), 0o644},
-		{keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
-		{metaFile, append(metaJSON, '\n'), 0o644},
-	}
-	if err := s.writeDir(id.String(), files); err != nil {
-		return Certificate{}, nil, err
-	}
-	return meta, warns, nil
+	return meta, []file{
+		{Name: certFile, Data: encodeCerts(c.leaf), Mode: 0o644},
+		{Name: chainFile, Data: encodeCerts(c.chain...), Mode: 0o644},
+		{Name: keyFile, Data: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), Mode: 0o600},
+		{Name: metaFile, Data: append(metaJSON, '\n'), Mode: 0o644},
+	}, nil
 }
 
 // List returns every certificate in the store, oldest import first.
@@ -265,9 +302,29 @@ func (s *Store) Load(arn string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, s.badARN(err)
 	}
-	dir := filepath.Join(s.dir, id)
+	c, err := s.load(arn, id)
+	if err != nil && s.Has(arn) {
+		// A re-import may have swapped the directory while it was read
+		// (or, where directories cannot be exchanged atomically, been
+		// between two renames): the second reading sees the new one.
+		c, err = s.load(arn, id)
+	}
+	return c, err
+}
+
+// load reads the certificate's files through one directory handle, so
+// that all of them come from the same version of the directory.
+func (s *Store) load(arn, id string) (tls.Certificate, error) {
+	root, err := os.OpenRoot(filepath.Join(s.dir, id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return tls.Certificate{}, s.notFound(arn)
+	}
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("certstore: loading %s: %w", arn, err)
+	}
+	defer root.Close()
 	read := func(name string) ([]byte, error) {
-		b, err := os.ReadFile(filepath.Join(dir, name))
+		b, err := root.ReadFile(name)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, s.notFound(arn)
 		}

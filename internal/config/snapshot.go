@@ -112,6 +112,31 @@ type Listener struct {
 	// (ip-address-type; the same on every listener, as it is one setting
 	// of the load balancer).
 	IPAddressType IPAddressType `json:"ipAddressType,omitempty"`
+	// MutualAuthentication of an HTTPS listener (mutual-authentication);
+	// nil is off.
+	MutualAuthentication *MutualAuthentication `json:"mutualAuthentication,omitempty"`
+	// SSLRedirectPort, on an HTTP listener, answers every HTTP/1.1
+	// request with a 301 to HTTPS on this port (ssl-redirect); the
+	// listener then has no rules, as on the ALB. 0: no redirect.
+	SSLRedirectPort int `json:"sslRedirectPort,omitempty"`
+}
+
+// Mutual authentication modes (the ALB's).
+const (
+	MutualAuthOff         = "off"
+	MutualAuthPassthrough = "passthrough"
+	MutualAuthVerify      = "verify"
+)
+
+// MutualAuthentication is one listener's mTLS setting, in the ALB's terms.
+type MutualAuthentication struct {
+	// Mode is MutualAuthPassthrough or MutualAuthVerify (off is a nil
+	// *MutualAuthentication).
+	Mode string `json:"mode"`
+	// TrustStore is the trust store's ARN or name (verify only).
+	TrustStore                    string `json:"trustStore,omitempty"`
+	IgnoreClientCertificateExpiry bool   `json:"ignoreClientCertificateExpiry,omitempty"`
+	AdvertiseTrustStoreCaNames    bool   `json:"advertiseTrustStoreCaNames,omitempty"`
 }
 
 // Rule matches a request by host and path and forwards it to a target group.

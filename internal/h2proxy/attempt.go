@@ -124,6 +124,9 @@ func (a *attempt) encode(up *upstream.Stream, w *frameio.Writer) {
 		w.EncodeField("x-forwarded-proto", "http")
 	}
 	w.EncodeField("x-forwarded-port", sc.srv.portText)
+	for _, h := range sc.mtls {
+		w.EncodeField(h.Name, h.Value)
+	}
 	w.EncodeField("traceparent", st.rpc.TraceParent)
 }
 

@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"golang.org/x/net/http2"
+
+	"github.com/l7lb/l7lb/internal/mtls"
 )
 
 // bridge serves a stream that is not forwarded frame by frame (Milvus REST
@@ -46,6 +48,9 @@ func (sc *serverConn) startBridge(st *stream, r *request) {
 		hdr[k] = append(hdr[k], f.Value)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	if sc.mtls != nil {
+		ctx = mtls.NewContext(ctx, sc.mtls)
+	}
 	b := &bridge{st: st, ctx: ctx, cancelFn: cancel, header: http.Header{}}
 	b.body = &bodyBuffer{st: st}
 	b.body.cond = sync.NewCond(&b.body.mu)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/l7lb/l7lb/internal/frameio"
 	"github.com/l7lb/l7lb/internal/idlepark"
+	"github.com/l7lb/l7lb/internal/mtls"
 )
 
 // serverConn is one client connection. Its reader goroutine (serve) owns
@@ -29,6 +30,9 @@ type serverConn struct {
 	tlsState   *tls.ConnectionState
 	clientIP   string
 	clientAddr string
+	// mtls are the connection's X-Amzn-Mtls-* headers, added to every
+	// request forwarded (nil: none); set before serve, then read only.
+	mtls []mtls.Header
 
 	// done is called once, when the connection is over (see
 	// Server.ServeConnAsync).

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/l7lb/l7lb/internal/mtls"
 	"github.com/l7lb/l7lb/internal/route"
 )
 
@@ -128,7 +129,9 @@ func forwardable(name string) bool {
 		"x-forwarded-for", "x-forwarded-proto", "x-forwarded-port", "traceparent":
 		return false
 	}
-	return true
+	// A client's own X-Amzn-Mtls-* headers would let it claim a
+	// certificate it never presented: only l7lb's go to the target.
+	return !mtls.IsHeader(name)
 }
 
 // forwardableResponse reports whether a response header travels back.

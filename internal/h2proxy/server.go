@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/l7lb/l7lb/internal/mtls"
 	"github.com/l7lb/l7lb/internal/observe"
 	"github.com/l7lb/l7lb/internal/proxy"
 )
@@ -125,7 +126,15 @@ func (s *Server) ServeConn(c net.Conn) {
 // starts again on a new goroutine, so that an idle connection does not
 // keep the caller's goroutine and stack either.
 func (s *Server) ServeConnAsync(c net.Conn, done func()) {
+	s.ServeConnAsyncHeaders(c, nil, done)
+}
+
+// ServeConnAsyncHeaders is ServeConnAsync for a connection whose requests
+// carry extra headers to the target: the ALB's X-Amzn-Mtls-* headers,
+// computed once after the connection's TLS handshake.
+func (s *Server) ServeConnAsyncHeaders(c net.Conn, hdrs []mtls.Header, done func()) {
 	sc := newServerConn(s, c)
+	sc.mtls = hdrs
 	s.mu.Lock()
 	if s.shutting {
 		s.mu.Unlock()

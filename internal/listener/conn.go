@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 
+	"github.com/l7lb/l7lb/internal/mtls"
 	"github.com/l7lb/l7lb/internal/sockio"
 )
 
@@ -25,6 +26,7 @@ type trackedConn struct {
 	net.Conn
 	once sync.Once
 	done chan struct{}
+	hdrs []mtls.Header // the connection's mTLS headers (nil: none)
 }
 
 func (c *trackedConn) Close() error {
@@ -50,8 +52,8 @@ func newConnQueue(addr net.Addr) *connQueue {
 
 // push hands c to the server and returns a channel closed when the
 // server has closed it; nil when the queue is closed.
-func (q *connQueue) push(c net.Conn) <-chan struct{} {
-	tc := &trackedConn{Conn: c, done: make(chan struct{})}
+func (q *connQueue) push(c net.Conn, hdrs []mtls.Header) <-chan struct{} {
+	tc := &trackedConn{Conn: c, done: make(chan struct{}), hdrs: hdrs}
 	select {
 	case q.ch <- tc:
 		return tc.done

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/l7lb/l7lb/internal/mtls"
 	"github.com/l7lb/l7lb/internal/sockio"
 	"github.com/l7lb/l7lb/internal/tlspolicy"
 )
@@ -42,6 +43,9 @@ type Options struct {
 	// TLSPolicy is the security policy of an HTTPS listener (versions and
 	// TLS 1.0–1.2 ciphers); the zero Policy means tlspolicy.Default.
 	TLSPolicy tlspolicy.Policy
+	// ClientAuth is the mutual authentication of an HTTPS listener
+	// (mutual-authentication); nil is off.
+	ClientAuth *mtls.Config
 	// Inbound, when non-nil, is the only client networks accepted
 	// (inbound-cidrs); others are reset at accept.
 	Inbound *Inbound
@@ -100,6 +104,21 @@ type AsyncH2Server interface {
 	ServeConnAsync(c net.Conn, done func())
 }
 
+// HeaderH2Server is an AsyncH2Server that can add a connection's mTLS
+// headers (computed once, after its handshake) to every request it
+// forwards. A listener with mutual authentication on needs one.
+type HeaderH2Server interface {
+	ServeConnAsyncHeaders(c net.Conn, h []mtls.Header, done func())
+}
+
+// tlsSetup is what new handshakes use: the configuration and the mutual
+// authentication it was built with (which says what headers a finished
+// handshake gives).
+type tlsSetup struct {
+	cfg  *tls.Config
+	auth *mtls.Config
+}
+
 // Listener serves one port until Shutdown.
 type Listener struct {
 	opts    Options
@@ -107,9 +126,12 @@ type Listener struct {
 	plan    bindPlan
 	h1      *http.Server
 	h1conns *connQueue
-	// tls is the TLS configuration new handshakes use; SetTLSPolicy
-	// replaces it.
-	tls     atomic.Pointer[tls.Config]
+	// tls is what new handshakes use; SetTLSPolicy and SetClientAuth
+	// replace it (under tlsMu, which guards policy and auth).
+	tls     atomic.Pointer[tlsSetup]
+	tlsMu   sync.Mutex
+	policy  tlspolicy.Policy
+	auth    *mtls.Config
 	inbound atomic.Pointer[Inbound]
 
 	mu     sync.Mutex
@@ -160,6 +182,7 @@ func Listen(opts Options) (*Listener, error) {
 	}
 	l.h1conns = newConnQueue(ln.Addr())
 	if opts.Certs != nil {
+		l.auth = opts.ClientAuth
 		l.SetTLSPolicy(opts.TLSPolicy)
 	}
 	h1 := opts.HTTP1.withDefaults()
@@ -174,6 +197,13 @@ func Listen(opts Options) (*Listener, error) {
 		// HTTP/2 connections are handed to l.h2 by this package, never
 		// through net/http's own upgrade path.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		// A connection's mTLS headers reach the handler in its context.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if tc, ok := c.(*trackedConn); ok && tc.hdrs != nil {
+				return mtls.NewContext(ctx, tc.hdrs)
+			}
+			return ctx
+		},
 	}
 	return l, nil
 }
@@ -197,14 +227,33 @@ func (l *Listener) Addrs() []net.Addr {
 // SetTLSPolicy makes new TLS handshakes use policy p; handshakes done
 // keep what they negotiated.
 func (l *Listener) SetTLSPolicy(p tlspolicy.Policy) {
-	c := p.TLSConfig()
+	l.tlsMu.Lock()
+	defer l.tlsMu.Unlock()
+	l.policy = p
+	l.rebuildTLS()
+}
+
+// SetClientAuth makes new TLS handshakes use mutual authentication c
+// (nil: off); connections already established keep what their handshake
+// checked, and the headers it gave.
+func (l *Listener) SetClientAuth(c *mtls.Config) {
+	l.tlsMu.Lock()
+	defer l.tlsMu.Unlock()
+	l.auth = c
+	l.rebuildTLS()
+}
+
+// rebuildTLS makes the configuration new handshakes use; under tlsMu.
+func (l *Listener) rebuildTLS() {
+	c := l.policy.TLSConfig()
 	c.NextProtos = []string{http2.NextProtoTLS, "http/1.1"}
 	certs := l.opts.Certs
 	c.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		cert, _ := certs.Load().Select(hello.ServerName)
 		return cert, nil
 	}
-	l.tls.Store(c)
+	l.auth.Apply(c)
+	l.tls.Store(&tlsSetup{cfg: c, auth: l.auth})
 }
 
 // SetInbound makes the accept loops admit only clients in (nil: all) from
@@ -424,9 +473,11 @@ func (l *Listener) handle(raw net.Conn) {
 	}()
 	var c net.Conn = raw
 	isH2 := false
+	var hdrs []mtls.Header // the connection's mTLS headers, for every request
 	sock := sockio.Wrap(raw)
 	if l.opts.Certs != nil {
-		tc := tls.Server(sock, l.tls.Load())
+		setup := l.tls.Load()
+		tc := tls.Server(sock, setup.cfg)
 		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 		err := tc.HandshakeContext(ctx)
 		cancel()
@@ -438,7 +489,9 @@ func (l *Listener) handle(raw net.Conn) {
 			return
 		}
 		c = tc
-		isH2 = tc.ConnectionState().NegotiatedProtocol == http2.NextProtoTLS
+		st := tc.ConnectionState()
+		isH2 = st.NegotiatedProtocol == http2.NextProtoTLS
+		hdrs = mtls.Headers(setup.auth.ModeOf(), &st)
 	} else {
 		raw.SetReadDeadline(time.Now().Add(handshakeTimeout))
 		br := bufio.NewReaderSize(sock, 4096)
@@ -456,10 +509,16 @@ func (l *Listener) handle(raw net.Conn) {
 	}
 	if !isH2 {
 		// net/http owns the connection from here and closes it itself.
-		if done := l.h1conns.push(c); done != nil {
+		if done := l.h1conns.push(c, hdrs); done != nil {
 			handedOff = true
 			<-done
 		}
+		return
+	}
+	if hs, ok := l.opts.H2.(HeaderH2Server); ok && hdrs != nil {
+		async = true
+		var once sync.Once
+		hs.ServeConnAsyncHeaders(c, hdrs, func() { once.Do(finish) })
 		return
 	}
 	if as, ok := l.opts.H2.(AsyncH2Server); ok {

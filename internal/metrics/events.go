@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -127,6 +128,9 @@ func tlsVersionName(v uint16) string {
 func HandshakeErrorReason(err error) string {
 	msg := err.Error()
 	var ne net.Error
+	if r := clientCertReason(err, msg); r != "" {
+		return r
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
@@ -147,4 +151,26 @@ func HandshakeErrorReason(err error) string {
 		return "alpn"
 	}
 	return "other"
+}
+
+// clientCertReason sorts the refusals of mutual authentication (verify
+// mode): no certificate, one no trust store CA issued, an expired one, or
+// another verification failure. "" for other errors.
+func clientCertReason(err error, msg string) string {
+	if strings.Contains(msg, "client didn't provide a certificate") {
+		return "client_cert_missing"
+	}
+	var cve *tls.CertificateVerificationError
+	if !errors.As(err, &cve) {
+		return ""
+	}
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	switch {
+	case errors.As(cve.Err, &ua):
+		return "client_cert_untrusted"
+	case errors.As(cve.Err, &ci) && ci.Reason == x509.Expired:
+		return "client_cert_expired"
+	}
+	return "client_cert_invalid"
 }

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -218,6 +220,12 @@ func TestHandshakeErrorReason(t *testing.T) {
 		errors.New("remote error: tls: unknown certificate authority"):         "certificate_rejected",
 		errors.New("something new"):                                            "other",
 		fmt.Errorf("wrapped: %w", io.ErrUnexpectedEOF):                         "client_closed",
+		// mutual-authentication verify refusals (errors as internal/mtls
+		// and crypto/tls make them).
+		errors.New("tls: client didn't provide a certificate"):                                               "client_cert_missing",
+		&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}:                                 "client_cert_untrusted",
+		&tls.CertificateVerificationError{Err: x509.CertificateInvalidError{Reason: x509.Expired}}:           "client_cert_expired",
+		&tls.CertificateVerificationError{Err: x509.CertificateInvalidError{Reason: x509.IncompatibleUsage}}: "client_cert_invalid",
 	} {
 		if got := HandshakeErrorReason(err); got != want {
 			t.Errorf("%v: %q, want %q", err, got, want)

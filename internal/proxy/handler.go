@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 
@@ -39,6 +40,9 @@ type Handler struct {
 	// Routes returns the current table; it must be cheap (an atomic load).
 	Routes func() *Table
 	Log    *slog.Logger
+	// Redirect, when set, returns the ssl-redirect port of this (HTTP)
+	// listener now (0: none); it must be cheap (an atomic load).
+	Redirect func() int
 
 	portText string
 }
@@ -58,6 +62,12 @@ func (h *Handler) proto() string {
 // ServeHTTP routes and forwards one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	isGRPC := r.ProtoMajor == 2 && grpcwire.IsGRPC(r.Header.Get("Content-Type"))
+	if h.Redirect != nil {
+		if port := h.Redirect(); port != 0 {
+			h.redirect(w, r, port, isGRPC)
+			return
+		}
+	}
 	host := requestHost(r)
 	rule, ok := h.Routes().Match(host, r.URL.Path)
 	if !ok {
@@ -138,4 +148,27 @@ func isHopByHop(k string) bool {
 		}
 	}
 	return false
+}
+
+// redirect answers on an ssl-redirect HTTP listener: a 301 to the same
+// host, path and query on HTTPS port, as the ALB's redirect action
+// (#{host}, #{path}, #{query}; the port is left out when it is 443). A
+// gRPC client does not follow redirects, and plaintext gRPC on a port
+// meant to send everyone to TLS would defeat it, so gRPC gets
+// UNIMPLEMENTED with a message saying where to connect.
+func (h *Handler) redirect(w http.ResponseWriter, r *http.Request, port int, isGRPC bool) {
+	host := route.HostOnly(r.Host)
+	if isGRPC {
+		msg := fmt.Sprintf("l7lb: port %d redirects to HTTPS (alb.ingress.kubernetes.io/ssl-redirect); connect with TLS to port %d", h.Port, port)
+		noteError(r, msg)
+		writeGRPCError(w, codes.Unimplemented, msg)
+		return
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != 443 {
+		host += ":" + strconv.Itoa(port)
+	}
+	http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusMovedPermanently)
 }

@@ -41,6 +41,7 @@ func (h *Handler) forwardREST(w http.ResponseWriter, r *http.Request, g *targetg
 			pr.SetXForwarded()
 			pr.Out.Header["X-Forwarded-For"] = nil
 			h.setForwarded(pr.Out.Header, r)
+			setMTLS(pr.Out.Header, r)
 		},
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			var mbe *http.MaxBytesError

@@ -8,6 +8,7 @@ package runtime
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,11 +23,13 @@ import (
 	"github.com/l7lb/l7lb/internal/config"
 	"github.com/l7lb/l7lb/internal/h2proxy"
 	"github.com/l7lb/l7lb/internal/listener"
+	"github.com/l7lb/l7lb/internal/mtls"
 	"github.com/l7lb/l7lb/internal/observe"
 	"github.com/l7lb/l7lb/internal/proxy"
 	"github.com/l7lb/l7lb/internal/route"
 	"github.com/l7lb/l7lb/internal/targetgroup"
 	"github.com/l7lb/l7lb/internal/tlspolicy"
+	"github.com/l7lb/l7lb/internal/truststore"
 	"github.com/l7lb/l7lb/internal/upstream"
 )
 
@@ -35,10 +38,19 @@ type CertLoader interface {
 	Load(arn string) (tls.Certificate, error)
 }
 
+// TrustStoreLoader resolves a trust store ARN or name into its CA pool
+// (the trust store, for mutual-authentication verify).
+type TrustStoreLoader interface {
+	Load(ref string) (*x509.CertPool, truststore.TrustStore, error)
+}
+
 // Options configure a Runtime.
 type Options struct {
 	Log   *slog.Logger
 	Certs CertLoader
+	// TrustStores resolves mutual-authentication trust stores; nil
+	// refuses any snapshot with a verify listener.
+	TrustStores TrustStoreLoader
 	// Bind returns the address to listen on for a listener; nil means
 	// DefaultBind.
 	Bind func(l config.Listener) string
@@ -75,6 +87,8 @@ type plane struct {
 	snapshot *config.Snapshot
 	tables   map[int]*proxy.Table
 	groups   map[string]*targetgroup.Group
+	// redirects are the ssl-redirect ports of HTTP listeners, by port.
+	redirects map[int]int
 }
 
 type liveListener struct {
@@ -152,6 +166,10 @@ func (rt *Runtime) Apply(snap *config.Snapshot) error {
 			problems = append(problems, err)
 			continue
 		}
+		if a.auth, err = rt.clientAuthOf(l); err != nil {
+			problems = append(problems, err)
+			continue
+		}
 		access[l.Port] = a
 	}
 	if err := errors.Join(problems...); err != nil {
@@ -160,7 +178,12 @@ func (rt *Runtime) Apply(snap *config.Snapshot) error {
 
 	// 2. Target groups: keep a group (its connections and counters) when
 	// only its endpoints changed.
-	next := &plane{snapshot: snap, tables: map[int]*proxy.Table{}, groups: map[string]*targetgroup.Group{}}
+	next := &plane{snapshot: snap, tables: map[int]*proxy.Table{}, groups: map[string]*targetgroup.Group{}, redirects: map[int]int{}}
+	for _, l := range snap.Listeners {
+		if l.SSLRedirectPort != 0 && l.Protocol == config.ProtocolHTTP {
+			next.redirects[l.Port] = l.SSLRedirectPort
+		}
+	}
 	var created []*targetgroup.Group
 	for _, tg := range snap.TargetGroups {
 		if g := old.groups[tg.Name]; g != nil && sameExceptEndpoints(g.Config, tg) {
@@ -237,6 +260,7 @@ func (rt *Runtime) Apply(snap *config.Snapshot) error {
 		a := access[l.Port]
 		if l.Protocol == config.ProtocolHTTPS {
 			ll.l.SetTLSPolicy(a.policy)
+			ll.l.SetClientAuth(a.auth)
 		}
 		ll.l.SetInbound(a.inbound)
 		if !l.IPAddressType.DualStack() {
@@ -276,6 +300,29 @@ func (rt *Runtime) Apply(snap *config.Snapshot) error {
 type listenerAccess struct {
 	policy  tlspolicy.Policy // HTTPS listeners only
 	inbound *listener.Inbound
+	auth    *mtls.Config // mutual-authentication; nil: off
+}
+
+// clientAuthOf loads the trust store of a listener's mutual
+// authentication; the pool is part of this plane, swapped with it.
+func (rt *Runtime) clientAuthOf(l config.Listener) (*mtls.Config, error) {
+	ma := l.MutualAuthentication
+	if ma == nil || l.Protocol != config.ProtocolHTTPS {
+		return nil, nil
+	}
+	c := &mtls.Config{Mode: mtls.Mode(ma.Mode), TrustStore: ma.TrustStore, IgnoreExpiry: ma.IgnoreClientCertificateExpiry, AdvertiseCANames: ma.AdvertiseTrustStoreCaNames}
+	if c.Mode != mtls.ModeVerify {
+		return c, nil
+	}
+	if rt.opts.TrustStores == nil {
+		return nil, fmt.Errorf("listener %d: mutual-authentication verify: no trust store source", l.Port)
+	}
+	pool, _, err := rt.opts.TrustStores.Load(ma.TrustStore)
+	if err != nil {
+		return nil, fmt.Errorf("listener %d: mutual-authentication verify: trust store %s: %w", l.Port, ma.TrustStore, err)
+	}
+	c.Pool = pool
+	return c, nil
 }
 
 func accessOf(l config.Listener) (listenerAccess, error) {
@@ -320,6 +367,7 @@ func (rt *Runtime) listen(l config.Listener, bind string, cs *listener.CertSet, 
 		idle = l.IdleTimeout // load-balancer-attributes idle_timeout.timeout_seconds
 	}
 	h := proxy.NewHandler(port, secure, routes, rt.opts.Log)
+	h.Redirect = func() int { return rt.cur.Load().redirects[port] }
 	h2 := h2proxy.New(h2proxy.Options{Routes: routes, Fallback: h, Port: port, Secure: secure, Log: rt.opts.Log, IdleTimeout: idle, Observer: rt.opts.Observer, Limits: rt.opts.ClientLimits})
 	ll.h2 = h2
 	// Observability (issue 5): HTTP/1.1 requests are reported by a wrapper
@@ -331,7 +379,7 @@ func (rt *Runtime) listen(l config.Listener, bind string, cs *listener.CertSet, 
 	}
 	ln, err := listener.Listen(listener.Options{Addr: bind, Certs: certs, Handler: proxy.Observed(h, port, rt.opts.Observer), H2: h2, Log: rt.opts.Log, IdleTimeout: idle, Events: events,
 		Conns: rt.opts.Conns, HTTP1: rt.opts.HTTP1,
-		DualStack: l.IPAddressType.DualStack(), TLSPolicy: access.policy, Inbound: access.inbound})
+		DualStack: l.IPAddressType.DualStack(), TLSPolicy: access.policy, Inbound: access.inbound, ClientAuth: access.auth})
 	if err != nil {
 		return nil, fmt.Errorf("listener %d (%s): %w", port, l.Protocol, err)
 	}

@@ -35,7 +35,7 @@ const (
 // Ingress.
 var (
 	ingressHonoured = append([]string{annScheme, annListenPorts, annCertificateARN, annLBAttributes, annGroupName, annGroupOrder,
-		annSSLPolicy, annInboundCIDRs, annIPAddressType, annBackendProtocol, annBackendProtocolVersion, annTargetType, annMaxMessageBytes}, tgRawAnnotations...)
+		annSSLPolicy, annInboundCIDRs, annIPAddressType, annMutualAuth, annSSLRedirect, annBackendProtocol, annBackendProtocolVersion, annTargetType, annMaxMessageBytes}, tgRawAnnotations...)
 	serviceHonoured = append([]string{annBackendProtocol, annBackendProtocolVersion, annTargetType, annMaxMessageBytes}, tgRawAnnotations...)
 	l7lbKnown       = []string{annMaxMessageBytes, annRetryPolicy, annAlgorithm}
 )

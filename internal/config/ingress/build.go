@@ -32,6 +32,10 @@ type ingressModel struct {
 	inboundSet bool
 	ipType     config.IPAddressType
 	ipTypeSet  bool
+	// mutualAuth per port (mutual-authentication); sslRedirect is the
+	// ssl-redirect port (0: not set).
+	mutualAuth  []portMutualAuth
+	sslRedirect int
 }
 
 func (m *ingressModel) object() string { return m.ing.Origin.Object }
@@ -51,6 +55,8 @@ func (t *translator) buildIngress(ing *manifest.Ingress) *ingressModel {
 	m.sslPolicy = t.parseSSLPolicy(m.ann, m.ports)
 	m.inbound, m.inboundSet = t.parseInboundCIDRs(m.ann)
 	m.ipType, m.ipTypeSet = t.parseIPAddressType(m.ann)
+	m.mutualAuth = t.parseMutualAuth(m.ann, m.ports)
+	m.sslRedirect = t.parseSSLRedirect(m.ann)
 	m.conf = t.parseBackendSettings(m.ann)
 	t.checkCertificates(m, certAnnotated)
 	t.buildRules(m)

@@ -380,8 +380,13 @@ func TestWarnings(t *testing.T) {
 		},
 		{
 			name: "annotation not honoured",
+			yaml: ingressWith("milvus-demo", ipTarget, "alb.ingress.kubernetes.io/wafv2-acl-arn: arn:aws:wafv2:x"),
+			want: []string{"bad.yaml:8: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/wafv2-acl-arn: annotation not yet honoured by l7lb; ignored"},
+		},
+		{
+			name: "ssl-redirect to a port without HTTPS",
 			yaml: ingressWith("milvus-demo", ipTarget, "alb.ingress.kubernetes.io/ssl-redirect: '443'"),
-			want: []string{"bad.yaml:8: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/ssl-redirect: annotation not yet honoured by l7lb; ignored"},
+			want: []string{"bad.yaml:8: Ingress milvus/milvus-demo: annotation alb.ingress.kubernetes.io/ssl-redirect: HTTP listeners redirect to HTTPS port 443, but no Ingress listens there with HTTPS"},
 		},
 		{
 			name: "ssl-policy without an HTTPS port",

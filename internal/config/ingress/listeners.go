@@ -24,6 +24,9 @@ type listenerAcc struct {
 	sslPolicyBy *ingressModel
 	inbound     []string
 	inboundBy   *ingressModel
+	// mutualAuth, with the first Ingress that set it for this port.
+	mutualAuth   *config.MutualAuthentication
+	mutualAuthBy *ingressModel
 }
 
 func (l *listenerAcc) listener(scheme config.Scheme, ipType config.IPAddressType) config.Listener {
@@ -52,6 +55,10 @@ func (l *listenerAcc) listener(scheme config.Scheme, ipType config.IPAddressType
 		out.SSLPolicy = tlspolicy.Default
 		if l.sslPolicyBy != nil {
 			out.SSLPolicy = l.sslPolicy
+		}
+		if l.mutualAuth != nil {
+			ma := *l.mutualAuth
+			out.MutualAuthentication = &ma
 		}
 	}
 	return out
@@ -104,6 +111,7 @@ func (t *translator) mergeListeners() {
 					}
 				}
 				t.mergeSSLPolicy(l, m)
+				t.mergeMutualAuth(l, m)
 			}
 			t.mergeInbound(l, m)
 			l.rules = append(l.rules, m.rules...)

@@ -22,6 +22,10 @@ type Options struct {
 	// certificate store. Nil accepts every ARN. It must be pure: it is
 	// called during translation.
 	KnownCertificate func(arn string) bool
+	// KnownTrustStore reports whether a trust store ARN or name exists
+	// (mutual-authentication verify). Nil accepts every one. It must be
+	// pure, like KnownCertificate.
+	KnownTrustStore func(ref string) bool
 }
 
 // DefaultClass is served when Options.Classes is empty, as LBC's default

@@ -44,6 +44,9 @@ type translator struct {
 	schemeFrom   *ingressModel
 	ipType       config.IPAddressType
 	ipTypeFrom   *ingressModel
+	// sslRedirect is the ssl-redirect port of the load balancer (0: none).
+	sslRedirect     int
+	sslRedirectFrom *ingressModel
 }
 
 func newTranslator(objs manifest.Objects, opts Options) *translator {
@@ -82,6 +85,7 @@ func (t *translator) run() {
 		t.ingresses = append(t.ingresses, m)
 	}
 	t.mergeListeners()
+	t.mergeSSLRedirect()
 	t.resolveEndpoints()
 	t.checkUnusedEndpointOptions()
 }
@@ -99,7 +103,13 @@ func (t *translator) snapshot() *config.Snapshot {
 	}
 	slices.Sort(ports)
 	for _, p := range ports {
-		s.Listeners = append(s.Listeners, t.listeners[p].listener(t.scheme, t.ipType))
+		l := t.listeners[p].listener(t.scheme, t.ipType)
+		if l.Protocol == config.ProtocolHTTP && t.sslRedirect != 0 {
+			// As LBC builds it: the HTTP listener's only action is the
+			// redirect; its rules are not served.
+			l.SSLRedirectPort, l.Rules = t.sslRedirect, []config.Rule{}
+		}
+		s.Listeners = append(s.Listeners, l)
 	}
 	names := make([]string, 0, len(t.targetGroups))
 	for n := range t.targetGroups {
