@@ -163,10 +163,12 @@ func TestGroupConflicts(t *testing.T) {
 // Exclusive annotation gets a Warning Event, so do the other members, and
 // the group stays served as it was.
 func TestGroupConflictKeepsLastGoodState(t *testing.T) {
-	const inbound = "alb.ingress.kubernetes.io/ssl-redirect"
-	group := map[string]string{annGroupName: "milvus", inbound: "443"}
+	// load-balancer-name: an Exclusive annotation that changes nothing
+	// served (ssl-redirect, used before, now empties the HTTP listener).
+	const inbound = "alb.ingress.kubernetes.io/load-balancer-name"
+	group := map[string]string{annGroupName: "milvus", inbound: "milvus-lb"}
 	a, b := ing("a", "a.milvus.io", group), ing("b", "b.milvus.io", group)
-	loner := ing("loner", "loner.milvus.io", map[string]string{inbound: "8443"})
+	loner := ing("loner", "loner.milvus.io", map[string]string{inbound: "other-lb"})
 	h := newHarness(t, Options{PublishAddresses: []string{"127.0.0.1"}}, objects(backend("milvus-demo"), []k8sruntime.Object{l7lbClass(), a, b, loner})...)
 	snap := h.sync()
 	want := map[string][]string{"milvus/a": {"a.milvus.io"}, "milvus/b": {"b.milvus.io"}, "milvus/loner": {"loner.milvus.io"}}
@@ -177,7 +179,7 @@ func TestGroupConflictKeepsLastGoodState(t *testing.T) {
 	h.refresh() // the status written comes back
 
 	// b changes its host and disagrees with a.
-	b2 := revise(h.get("b"), map[string]string{inbound: "8443"})
+	b2 := revise(h.get("b"), map[string]string{inbound: "other-lb"})
 	b2.Spec.Rules[0].Host = "b2.milvus.io"
 	h.store(b2, true)
 	snap = h.sync()
@@ -201,7 +203,7 @@ func TestGroupConflictKeepsLastGoodState(t *testing.T) {
 	}
 
 	// Resolved: b's new version is served.
-	b3 := revise(b2, map[string]string{inbound: "443"})
+	b3 := revise(b2, map[string]string{inbound: "milvus-lb"})
 	h.store(b3, true)
 	snap = h.sync()
 	want["milvus/b"] = []string{"b2.milvus.io"}
