@@ -110,39 +110,36 @@ func nameFile(err error, path string) error {
 }
 
 func cmdCreate(args []string, stdout, stderr io.Writer) error {
-	fs, storeDir := newFlags("create")
-	name := fs.String("name", "", "trust store name (required)")
-	bundleF := fs.String("ca-certificates-bundle", "", "PEM file with the CA certificates, fileb://PATH or PATH (required)")
-	pos, err := certstore.ParseFlags(fs, args, stdout)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return certstore.Usagef("unexpected argument %q", pos[0])
-	}
-	if *name == "" {
-		return certstore.Usagef("--name is required")
-	}
-	bundle, path, err := readBundle(*bundleF)
-	if err != nil {
-		return err
-	}
-	s, err := openStore(*storeDir)
-	if err != nil {
-		return err
-	}
-	ts, warns, err := s.Create(*name, bundle, time.Now())
-	if err != nil {
-		return nameFile(err, path)
-	}
-	warn(stderr, warns)
-	return certstore.WriteJSON(stdout, output{TrustStores: []trustStoreOut{outOf(ts)}})
+	return writeBundle(args, stdout, stderr, bundleCmd{
+		name: "create", keyFlag: "name", keyUsage: "trust store name (required)",
+		bundleUsage: "PEM file with the CA certificates, fileb://PATH or PATH (required)",
+		apply: func(s *Store, key string, bundle []byte, now time.Time) (TrustStore, []string, error) {
+			return s.Create(key, bundle, now)
+		},
+	})
 }
 
 func cmdModify(args []string, stdout, stderr io.Writer) error {
-	fs, storeDir := newFlags("modify")
-	arn := fs.String("trust-store-arn", "", "ARN of the trust store (required)")
-	bundleF := fs.String("ca-certificates-bundle", "", "PEM file with the new CA certificates (required)")
+	return writeBundle(args, stdout, stderr, bundleCmd{
+		name: "modify", keyFlag: "trust-store-arn", keyUsage: "ARN of the trust store (required)",
+		bundleUsage: "PEM file with the new CA certificates (required)",
+		apply: func(s *Store, key string, bundle []byte, now time.Time) (TrustStore, []string, error) {
+			return s.Modify(key, bundle, now)
+		},
+	})
+}
+
+// bundleCmd is a subcommand that writes a CA bundle into the store under
+// one key (create: a name; modify: an ARN).
+type bundleCmd struct {
+	name, keyFlag, keyUsage, bundleUsage string
+	apply                                func(s *Store, key string, bundle []byte, now time.Time) (TrustStore, []string, error)
+}
+
+func writeBundle(args []string, stdout, stderr io.Writer, c bundleCmd) error {
+	fs, storeDir := newFlags(c.name)
+	key := fs.String(c.keyFlag, "", c.keyUsage)
+	bundleF := fs.String("ca-certificates-bundle", "", c.bundleUsage)
 	pos, err := certstore.ParseFlags(fs, args, stdout)
 	if err != nil {
 		return err
@@ -150,8 +147,8 @@ func cmdModify(args []string, stdout, stderr io.Writer) error {
 	if len(pos) > 0 {
 		return certstore.Usagef("unexpected argument %q", pos[0])
 	}
-	if *arn == "" {
-		return certstore.Usagef("--trust-store-arn is required")
+	if *key == "" {
+		return certstore.Usagef("--%s is required", c.keyFlag)
 	}
 	bundle, path, err := readBundle(*bundleF)
 	if err != nil {
@@ -161,7 +158,7 @@ func cmdModify(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ts, warns, err := s.Modify(*arn, bundle, time.Now())
+	ts, warns, err := c.apply(s, *key, bundle, time.Now())
 	if err != nil {
 		return nameFile(err, path)
 	}
