@@ -1,6 +1,7 @@
 package h2proxy
 
 import (
+	"net/netip"
 	"bufio"
 	"crypto/tls"
 	"errors"
@@ -29,6 +30,8 @@ type serverConn struct {
 	tlsState   *tls.ConnectionState
 	clientIP   string
 	clientAddr string
+	// clientNetIP is clientIP parsed, for source-ip conditions.
+	clientNetIP netip.Addr
 
 	// done is called once, when the connection is over (see
 	// Server.ServeConnAsync).
@@ -90,6 +93,9 @@ func newServerConn(s *Server, c net.Conn) *serverConn {
 	sc.clientAddr = c.RemoteAddr().String()
 	if host, _, err := net.SplitHostPort(sc.clientAddr); err == nil {
 		sc.clientIP = host
+		if a, err := netip.ParseAddr(host); err == nil {
+			sc.clientNetIP = a.Unmap()
+		}
 	}
 	return sc
 }

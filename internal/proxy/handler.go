@@ -59,8 +59,10 @@ func (h *Handler) proto() string {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	isGRPC := r.ProtoMajor == 2 && grpcwire.IsGRPC(r.Header.Get("Content-Type"))
 	host := requestHost(r)
-	rule, ok := h.Routes().Match(host, r.URL.Path)
-	if !ok {
+	req := route.Request{Host: host, Path: r.URL.Path, Query: r.URL.RawQuery, Method: r.Method, Header: r.Header,
+		Client: remoteAddr(r), Stage: route.NoBody}
+	rule, _ := h.Routes().Match(&req)
+	if rule == nil {
 		msg := fmt.Sprintf("l7lb: no rule for host %q and path %q on port %d", host, r.URL.Path, h.Port)
 		noteError(r, msg)
 		if isGRPC {
@@ -70,7 +72,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	g := rule.Dest
+	switch rule.Kind {
+	case route.FixedResponse:
+		h.fixedResponse(w, r, rule, isGRPC)
+		return
+	case route.Redirect:
+		h.redirect(w, r, rule, host, isGRPC)
+		return
+	}
+	g := rule.Pick()
 	if rec := recordOf(r); rec != nil {
 		rec.Rule, rec.TargetGroup = rule.Name, g.Name()
 	}

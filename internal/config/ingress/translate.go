@@ -44,6 +44,8 @@ type translator struct {
 	schemeFrom   *ingressModel
 	ipType       config.IPAddressType
 	ipTypeFrom   *ingressModel
+	// routing is what actions and conditions parsing remembers.
+	routing routingState
 }
 
 func newTranslator(objs manifest.Objects, opts Options) *translator {
