@@ -279,10 +279,10 @@ func (t *translator) warnUnusedRouting(m *ingressModel) {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		var name string
+		var name, how string
 		switch {
 		case strings.HasPrefix(k, annActionsPrefix):
-			name = strings.TrimPrefix(k, annActionsPrefix)
+			name, how = strings.TrimPrefix(k, annActionsPrefix), " with port use-annotation"
 		case strings.HasPrefix(k, annConditionsPrefix):
 			name = strings.TrimPrefix(k, annConditionsPrefix)
 		case strings.HasPrefix(k, annL7LBConditionsPrefix):
@@ -291,7 +291,7 @@ func (t *translator) warnUnusedRouting(m *ingressModel) {
 			continue
 		}
 		if !t.routing.used[m.key+"\x00"+k] {
-			t.warn(m.ann.origin(k), k, "no backend of Ingress %s names service %q (with port use-annotation for an action), so this annotation does nothing", m.key, name)
+			t.warn(m.ann.origin(k), k, "no backend of Ingress %s names service %q%s, so this annotation does nothing", m.key, name, how)
 		}
 	}
 }
