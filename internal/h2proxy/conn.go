@@ -1,12 +1,12 @@
 package h2proxy
 
 import (
-	"net/netip"
 	"bufio"
 	"crypto/tls"
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
