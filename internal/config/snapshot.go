@@ -139,7 +139,8 @@ type MutualAuthentication struct {
 	AdvertiseTrustStoreCaNames    bool   `json:"advertiseTrustStoreCaNames,omitempty"`
 }
 
-// Rule matches a request by host and path and forwards it to a target group.
+// Rule matches a request by host, path and conditions, and forwards it to a
+// target group or does what its Action says.
 type Rule struct {
 	// Name identifies the rule in logs and metrics: "namespace/ingress#N".
 	Name string `json:"name"`
@@ -147,8 +148,14 @@ type Rule struct {
 	Host     string   `json:"host,omitempty"`
 	Path     string   `json:"path"`
 	PathType PathType `json:"pathType"`
-	// TargetGroup names an entry of Snapshot.TargetGroups.
-	TargetGroup string `json:"targetGroup"`
+	// TargetGroup names an entry of Snapshot.TargetGroups; empty when
+	// Action says what to do instead.
+	TargetGroup string `json:"targetGroup,omitempty"`
+	// Conditions narrow the rule further (conditions.${name}); all must
+	// hold.
+	Conditions []Condition `json:"conditions,omitempty"`
+	// Action replaces forwarding to TargetGroup (actions.${name}).
+	Action *Action `json:"action,omitempty"`
 	// Origin is where the rule came from, for messages.
 	Origin Origin `json:"origin"`
 }

@@ -93,7 +93,7 @@ func TestMissedDeadlinesEjectTarget(t *testing.T) {
 	}, log, nil)
 	t.Cleanup(g.Close)
 	table := route.Compile([]config.Rule{{Name: "r", Path: "/", PathType: config.PathPrefix, TargetGroup: "ns/svc:19530"}},
-		func(config.Rule) *targetgroup.Group { return g })
+		func(string) *targetgroup.Group { return g })
 	srv := New(Options{Routes: func() *proxy.Table { return table }, Port: 80, Log: log})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,6 +34,8 @@ type serverConn struct {
 	// mtls are the connection's X-Amzn-Mtls-* headers, added to every
 	// request forwarded (nil: none); set before serve, then read only.
 	mtls []mtls.Header
+	// clientNetIP is clientIP parsed, for source-ip conditions.
+	clientNetIP netip.Addr
 
 	// done is called once, when the connection is over (see
 	// Server.ServeConnAsync).
@@ -94,6 +97,9 @@ func newServerConn(s *Server, c net.Conn) *serverConn {
 	sc.clientAddr = c.RemoteAddr().String()
 	if host, _, err := net.SplitHostPort(sc.clientAddr); err == nil {
 		sc.clientIP = host
+		if a, err := netip.ParseAddr(host); err == nil {
+			sc.clientNetIP = a.Unmap()
+		}
 	}
 	return sc
 }

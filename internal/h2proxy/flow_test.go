@@ -271,7 +271,7 @@ func newTestServer(tb testing.TB, target string, limits Limits) (*Server, *targe
 	}, log, nil)
 	tb.Cleanup(g.Close)
 	table := route.Compile([]config.Rule{{Name: "r", Path: "/", PathType: config.PathPrefix, TargetGroup: "ns/svc:19530"}},
-		func(config.Rule) *targetgroup.Group { return g })
+		func(string) *targetgroup.Group { return g })
 	return New(Options{Routes: func() *proxy.Table { return table }, Port: 80, Log: log, Limits: limits}), g
 }
 

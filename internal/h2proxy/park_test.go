@@ -63,7 +63,7 @@ func startParkEnv(t *testing.T, idle time.Duration) *parkEnv {
 	}, log, nil)
 	t.Cleanup(g.Close)
 	table := route.Compile([]config.Rule{{Name: "r", Path: "/", PathType: config.PathPrefix, TargetGroup: "ns/svc:19530"}},
-		func(config.Rule) *targetgroup.Group { return g })
+		func(string) *targetgroup.Group { return g })
 	e := &parkEnv{roots: ca.Pool()}
 	e.srv = New(Options{Routes: func() *proxy.Table { return table }, Port: 443, Secure: true, Log: log, IdleTimeout: idle})
 	e.ln, err = listener.Listen(listener.Options{Addr: "127.0.0.1:0", Certs: &certs, H2: e.srv, Log: log, IdleTimeout: idle, Events: closeCounter{&e.closed}})

@@ -98,6 +98,14 @@ func (r *request) routePath() string {
 	return r.path
 }
 
+// query is :path's query, without "?".
+func (r *request) query() string {
+	if i := strings.IndexByte(r.path, '?'); i >= 0 {
+		return r.path[i+1:]
+	}
+	return ""
+}
+
 // host is what the request is routed by: :authority, or the TLS server
 // name when :authority is empty or an IP literal (grpc-js sends the
 // address there and the name only in SNI).

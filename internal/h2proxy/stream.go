@@ -11,10 +11,12 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
 
+	"github.com/l7lb/l7lb/internal/collection"
 	"github.com/l7lb/l7lb/internal/config"
 	"github.com/l7lb/l7lb/internal/frameio"
 	"github.com/l7lb/l7lb/internal/grpcwire"
 	"github.com/l7lb/l7lb/internal/observe"
+	"github.com/l7lb/l7lb/internal/route"
 	"github.com/l7lb/l7lb/internal/targetgroup"
 	"github.com/l7lb/l7lb/internal/upstream"
 )
@@ -28,6 +30,9 @@ type stream struct {
 
 	group  *targetgroup.Group
 	bridge *bridge // streams that are not forwarded frame by frame
+	// hold, on the reader, keeps a stream whose route needs its first
+	// message (see hold.go) until it is routed.
+	hold *holdState
 
 	// The fast path's attempts, under reqMu (taken before the writer lock,
 	// never after it).
@@ -143,14 +148,61 @@ func (sc *serverConn) onHeaders() error {
 	sc.w.SetIdleLocked(false)
 	sc.w.Unlock()
 
-	rule, ok := sc.srv.opts.Routes().Match(sc.host(r), r.routePath())
-	if !ok || !st.rpc.GRPC || rule.Dest.Config.ProtocolVersion == config.VersionHTTP1 {
+	req := route.Request{Host: sc.host(r), Path: r.routePath(), Query: r.query(), Method: r.method, Fields: r.fields,
+		Client: sc.clientNetIP, Stage: route.NoBody}
+	if st.rpc.GRPC {
+		req.Stage = route.Headers
+	}
+	rule, needBody := sc.srv.opts.Routes().Match(&req)
+	if needBody {
+		num, named := collection.Field(r.path)
+		if named && !end {
+			sc.hold(st, r, &req, num) // routed when the first message is in
+			return nil
+		}
+		// No message will come, or the method names no collection.
+		req.Stage = route.Body
+		rule, _ = sc.srv.opts.Routes().Match(&req)
+	}
+	sc.dispatch(st, r, rule, end, false)
+	return nil
+}
+
+// dispatch does what the matched rule says. A held stream (its first
+// message read by l7lb) can no longer go to the bridge, so what the bridge
+// would answer is answered here. It reports whether the stream was handed
+// to a target (or tried): otherwise it was answered locally.
+func (sc *serverConn) dispatch(st *stream, r *request, rule *route.Rule[*targetgroup.Group], end, held bool) bool {
+	if rule == nil && held {
+		st.localStatus(codes.Unimplemented, fmt.Sprintf("l7lb: no rule for host %q and path %q on port %d", sc.host(r), r.routePath(), sc.srv.opts.Port))
+		return false
+	}
+	if rule == nil || !st.rpc.GRPC {
 		sc.startBridge(st, r)
-		return nil
+		return false
 	}
 	st.rpc.Rule = rule.Name
-	sc.forward(st, rule.Dest, end)
-	return nil
+	switch rule.Kind {
+	case route.FixedResponse:
+		st.localStatus(grpcwire.CodeForHTTPStatus(rule.Fixed.StatusCode), rule.Fixed.MessageBody)
+		return false
+	case route.Redirect:
+		st.localStatus(codes.Unimplemented, fmt.Sprintf(
+			"l7lb: rule %s redirects HTTP requests; gRPC clients do not follow redirects: connect to the new address", rule.Name))
+		return false
+	}
+	g := rule.Pick()
+	if g.Config.ProtocolVersion == config.VersionHTTP1 {
+		if !held {
+			sc.startBridge(st, r) // answers with the reason
+			return false
+		}
+		st.localStatus(codes.Unavailable, fmt.Sprintf(
+			"l7lb: target group %s speaks HTTP1 to its targets (alb.ingress.kubernetes.io/backend-protocol-version); gRPC needs GRPC or HTTP2", g.Name()))
+		return false
+	}
+	sc.forward(st, r, g, end)
+	return true
 }
 
 func (sc *serverConn) setLastID(id uint32) {
@@ -162,17 +214,16 @@ func (sc *serverConn) setLastID(id uint32) {
 }
 
 // forward opens the stream on a target of g: the fast path.
-func (sc *serverConn) forward(st *stream, g *targetgroup.Group, end bool) {
+func (sc *serverConn) forward(st *stream, r *request, g *targetgroup.Group, end bool) {
 	st.group = g
 	st.rpc.TargetGroup = g.Name()
-	st.methodSlot = targetgroup.MethodSlot(sc.req.path)
+	st.methodSlot = targetgroup.MethodSlot(r.path)
 	g.CountRequest()
 	t, ok := g.Pick()
 	if !ok {
 		st.localStatus(codes.Unavailable, "l7lb: no reachable target in target group "+g.Name())
 		return
 	}
-	r := &sc.req
 	if observe.ValidTraceParent(r.traceParent) {
 		st.rpc.TraceParent = r.traceParent
 	} else {
@@ -261,6 +312,16 @@ func (st *stream) requestData(data []byte, end bool) {
 		st.bridge.body.write(data, end)
 		return
 	}
+	if st.hold != nil {
+		st.holdData(data, end)
+		return
+	}
+	st.forwardRequestData(data, end)
+}
+
+// forwardRequestData sends request bytes to the current attempt.
+func (st *stream) forwardRequestData(data []byte, end bool) {
+	sc := st.sc
 	if err := st.reqInspect.Observe(data); err != nil {
 		st.releaseRequest(len(data))
 		st.abortUpstream(http2.ErrCodeCancel)
@@ -324,6 +385,10 @@ func (sc *serverConn) onTrailers(st *stream, fields []hpack.HeaderField, end boo
 	switch {
 	case st.bridge != nil:
 		st.bridge.body.write(nil, true)
+	case st.hold != nil:
+		// Request trailers end a held request; they are not forwarded
+		// (gRPC clients send none).
+		st.holdData(nil, true)
 	default:
 		st.reqMu.Lock()
 		st.saved.drop() // trailers are not replayed

@@ -64,13 +64,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	isGRPC := r.ProtoMajor == 2 && grpcwire.IsGRPC(r.Header.Get("Content-Type"))
 	if h.Redirect != nil {
 		if port := h.Redirect(); port != 0 {
-			h.redirect(w, r, port, isGRPC)
+			h.sslRedirect(w, r, port, isGRPC)
 			return
 		}
 	}
 	host := requestHost(r)
-	rule, ok := h.Routes().Match(host, r.URL.Path)
-	if !ok {
+	req := route.Request{Host: host, Path: r.URL.Path, Query: r.URL.RawQuery, Method: r.Method, Header: r.Header,
+		Client: remoteAddr(r), Stage: route.NoBody}
+	rule, _ := h.Routes().Match(&req)
+	if rule == nil {
 		msg := fmt.Sprintf("l7lb: no rule for host %q and path %q on port %d", host, r.URL.Path, h.Port)
 		noteError(r, msg)
 		if isGRPC {
@@ -80,7 +82,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	g := rule.Dest
+	switch rule.Kind {
+	case route.FixedResponse:
+		h.fixedResponse(w, r, rule, isGRPC)
+		return
+	case route.Redirect:
+		h.redirect(w, r, rule, host, isGRPC)
+		return
+	}
+	g := rule.Pick()
 	if rec := recordOf(r); rec != nil {
 		rec.Rule, rec.TargetGroup = rule.Name, g.Name()
 	}
@@ -150,13 +160,13 @@ func isHopByHop(k string) bool {
 	return false
 }
 
-// redirect answers on an ssl-redirect HTTP listener: a 301 to the same
+// sslRedirect answers on an ssl-redirect HTTP listener: a 301 to the same
 // host, path and query on HTTPS port, as the ALB's redirect action
 // (#{host}, #{path}, #{query}; the port is left out when it is 443). A
 // gRPC client does not follow redirects, and plaintext gRPC on a port
 // meant to send everyone to TLS would defeat it, so gRPC gets
 // UNIMPLEMENTED with a message saying where to connect.
-func (h *Handler) redirect(w http.ResponseWriter, r *http.Request, port int, isGRPC bool) {
+func (h *Handler) sslRedirect(w http.ResponseWriter, r *http.Request, port int, isGRPC bool) {
 	host := route.HostOnly(r.Host)
 	if isGRPC {
 		msg := fmt.Sprintf("l7lb: port %d redirects to HTTPS (alb.ingress.kubernetes.io/ssl-redirect); connect with TLS to port %d", h.Port, port)

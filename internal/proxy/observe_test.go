@@ -59,7 +59,7 @@ func TestObservedHTTP1(t *testing.T) {
 			HealthyThreshold: 2, UnhealthyThreshold: 2, SuccessCodes: []config.CodeRange{{Lo: 200, Hi: 399}}}}, slog.New(slog.DiscardHandler), nil)
 	defer g.Close()
 	table := route.Compile([]config.Rule{{Name: "milvus/milvus-demo#0", Host: "milvus.example", Path: "/", PathType: config.PathPrefix, TargetGroup: g.Name()}},
-		func(config.Rule) *targetgroup.Group { return g })
+		func(string) *targetgroup.Group { return g })
 	recs := make(records, 4)
 	srv := httptest.NewServer(Observed(NewHandler(80, false, func() *Table { return table }, slog.New(slog.DiscardHandler)), 80, recs))
 	defer srv.Close()

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/l7lb/l7lb/internal/config"
 	"github.com/l7lb/l7lb/internal/route"
 	"github.com/l7lb/l7lb/internal/targetgroup"
 )
@@ -14,7 +13,7 @@ import (
 // ssl-redirect: REST gets a 301 to the same host, path and query on the
 // HTTPS port (no port in the URL for 443); gRPC gets UNIMPLEMENTED.
 func TestSSLRedirect(t *testing.T) {
-	empty := route.Compile[*targetgroup.Group](nil, func(config.Rule) *targetgroup.Group { return nil })
+	empty := route.Compile[*targetgroup.Group](nil, func(string) *targetgroup.Group { return nil })
 	for _, tc := range []struct {
 		port     int
 		target   string

@@ -1,9 +1,11 @@
 // Package route holds the compiled, immutable route table of one listener:
-// host and path rules, evaluated in order, mapping a request to a
-// destination (a target group at run time).
+// rules of host, path and conditions, evaluated in order, mapping a request
+// to an action (forward to one target group or to several by weight, a
+// fixed response, or a redirect).
 package route
 
 import (
+	"math/rand/v2"
 	"strings"
 
 	"github.com/l7lb/l7lb/internal/config"
@@ -18,27 +20,89 @@ type Rule[T any] struct {
 	wildcard bool
 	path     string
 	exact    bool
-	Dest     T
+	conds    []cond
+	// needsBody: a condition reads the request's first message.
+	needsBody bool
+
+	// Dest is the target group of a forward to one group (the zero T for
+	// other actions and weighted forwards; use Pick).
+	Dest T
+	// weighted holds a weighted forward's groups with cumulative weights.
+	weighted []weightedDest[T]
+	total    uint32
+
+	// Kind says what the rule does; Fixed and Redirect are set for their
+	// kinds.
+	Kind     ActionKind
+	Fixed    *config.FixedResponse
+	Redirect *config.Redirect
 }
+
+type weightedDest[T any] struct {
+	dest T
+	// upTo is the sum of the weights up to and including this one.
+	upTo uint32
+}
+
+// ActionKind is what a rule does with a request it matched.
+type ActionKind uint8
+
+const (
+	Forward ActionKind = iota
+	FixedResponse
+	Redirect
+)
 
 // Table is a list of rules evaluated in order. It is immutable once built
 // and safe for concurrent use.
 type Table[T any] struct {
 	rules []Rule[T]
+	// needsBody: some rule reads the first message.
+	needsBody bool
 }
 
-// Compile builds a table from configuration rules; dest resolves each
-// rule's target group. Rules keep their order.
-func Compile[T any](rules []config.Rule, dest func(config.Rule) T) *Table[T] {
+// Compile builds a table from configuration rules; dest resolves a target
+// group by name. Rules keep their order. The configuration is trusted to
+// be valid (the translator checked it): values that do not parse are
+// left out of a condition, which then matches less.
+func Compile[T any](rules []config.Rule, dest func(targetGroup string) T) *Table[T] {
 	t := &Table[T]{rules: make([]Rule[T], 0, len(rules))}
 	for _, r := range rules {
-		cr := Rule[T]{Name: r.Name, path: r.Path, exact: r.PathType == config.PathExact, Dest: dest(r)}
+		cr := Rule[T]{Name: r.Name, path: r.Path, exact: r.PathType == config.PathExact}
 		h := strings.ToLower(r.Host)
 		if strings.HasPrefix(h, "*.") {
 			cr.wildcard = true
 			h = h[1:]
 		}
 		cr.host = h
+		for _, c := range r.Conditions {
+			cc := compileCond(c)
+			cr.needsBody = cr.needsBody || cc.field == config.ConditionCollection
+			cr.conds = append(cr.conds, cc)
+		}
+		t.needsBody = t.needsBody || cr.needsBody
+		switch a := r.Action; {
+		case a == nil:
+			cr.Dest = dest(r.TargetGroup)
+		case a.Type == config.ActionFixedResponse:
+			cr.Kind, cr.Fixed = FixedResponse, a.FixedResponse
+		case a.Type == config.ActionRedirect:
+			cr.Kind, cr.Redirect = Redirect, a.Redirect
+		default: // a weighted forward
+			for _, w := range a.TargetGroups {
+				if w.Weight <= 0 {
+					continue // never picked
+				}
+				cr.total += uint32(w.Weight)
+				cr.weighted = append(cr.weighted, weightedDest[T]{dest: dest(w.TargetGroup), upTo: cr.total})
+			}
+			if len(cr.weighted) > 0 {
+				cr.Dest = cr.weighted[0].dest
+			}
+			if len(cr.weighted) < 2 {
+				cr.weighted = nil // one group left: no draw needed
+			}
+		}
 		t.rules = append(t.rules, cr)
 	}
 	return t
@@ -47,18 +111,68 @@ func Compile[T any](rules []config.Rule, dest func(config.Rule) T) *Table[T] {
 // Len is the number of rules.
 func (t *Table[T]) Len() int { return len(t.rules) }
 
-// Match returns the first rule matching host (without port, any case) and
-// path. It allocates nothing.
-func (t *Table[T]) Match(host, path string) (*Rule[T], bool) {
+// NeedsBody reports whether any rule reads the request's first message.
+func (t *Table[T]) NeedsBody() bool { return t.needsBody }
+
+// Stage is how much of a request is known when it is matched.
+type Stage uint8
+
+const (
+	// Headers: the first message may still come; a rule that needs it
+	// and matches otherwise makes Match report needBody.
+	Headers Stage = iota
+	// Body: Request.Collection holds the first message's collection
+	// ("" when it names none).
+	Body
+	// NoBody: the request's body will not be read (not gRPC); rules that
+	// need it do not match.
+	NoBody
+)
+
+// Match returns the first rule matching req. When a rule that reads the
+// first message is reached at Stage Headers, it returns needBody and no
+// rule: match again at Stage Body once the message is there. Rules before
+// it did not match, so nothing is decided early. It allocates nothing.
+func (t *Table[T]) Match(req *Request) (r *Rule[T], needBody bool) {
 	for i := range t.rules {
 		r := &t.rules[i]
-		if !r.matchHost(host) || !r.matchPath(path) {
+		if !r.matchHost(req.Host) || !r.matchPath(req.Path) {
 			continue
 		}
-		return r, true
+		if r.needsBody && req.Stage == Headers {
+			if r.matchConds(req, false) {
+				return nil, true
+			}
+			continue
+		}
+		if len(r.conds) > 0 && !r.matchConds(req, true) {
+			continue
+		}
+		return r, false
 	}
 	return nil, false
 }
+
+// Pick returns the target group of a forward: Dest, or for a weighted
+// forward a draw proportional to the weights. It takes no lock and
+// allocates nothing: math/rand/v2's top-level source is per-thread.
+func (r *Rule[T]) Pick() T {
+	if r.weighted == nil {
+		return r.Dest
+	}
+	n := rand.Uint32N(r.total)
+	// An action has at most five target groups (the ALB's limit), so a
+	// scan is as fast as a search.
+	for i := range r.weighted {
+		if n < r.weighted[i].upTo {
+			return r.weighted[i].dest
+		}
+	}
+	return r.weighted[len(r.weighted)-1].dest
+}
+
+// NeedsBody reports whether the rule reads the first message.
+func (r *Rule[T]) NeedsBody() bool { return r.needsBody }
 
 func (r *Rule[T]) matchHost(host string) bool {
 	switch {

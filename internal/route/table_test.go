@@ -14,7 +14,10 @@ func TestMatch(t *testing.T) {
 		{Name: "api", Path: "/api/", PathType: config.PathPrefix},
 		{Name: "root-demo", Host: "milvus-demo.milvus.io", Path: "/", PathType: config.PathPrefix},
 	}
-	tab := Compile(rules, func(r config.Rule) string { return r.Name })
+	for i := range rules {
+		rules[i].TargetGroup = rules[i].Name
+	}
+	tab := Compile(rules, func(tg string) string { return tg })
 	tests := []struct {
 		host, path, want string
 	}{
@@ -30,9 +33,9 @@ func TestMatch(t *testing.T) {
 		{"", "/grpc.health.v1.Health/Check", ""},
 	}
 	for _, tc := range tests {
-		r, ok := tab.Match(tc.host, tc.path)
+		r, _ := tab.Match(&Request{Host: tc.host, Path: tc.path})
 		got := ""
-		if ok {
+		if r != nil {
 			got = r.Dest
 		}
 		if got != tc.want {
@@ -57,10 +60,10 @@ func BenchmarkMatch(b *testing.B) {
 		{Name: "b", Host: "*.example.com", Path: "/", PathType: config.PathPrefix},
 		{Name: "demo", Host: "milvus-demo.milvus.io", Path: "/", PathType: config.PathPrefix},
 	}
-	tab := Compile(rules, func(r config.Rule) int { return len(r.Name) })
+	tab := Compile(rules, func(tg string) int { return len(tg) })
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := tab.Match("milvus-demo.milvus.io", "/milvus.proto.milvus.MilvusService/Search"); !ok {
+		if r, _ := tab.Match(&Request{Host: "milvus-demo.milvus.io", Path: "/milvus.proto.milvus.MilvusService/Search"}); r == nil {
 			b.Fatal("no match")
 		}
 	}

@@ -197,7 +197,13 @@ func (rt *Runtime) Apply(snap *config.Snapshot) error {
 		next.groups[tg.Name] = g
 	}
 	for _, l := range snap.Listeners {
-		next.tables[l.Port] = route.Compile(l.Rules, func(r config.Rule) *targetgroup.Group { return next.groups[r.TargetGroup] })
+		if err := checkRuleGroups(l, next.groups); err != nil {
+			for _, g := range created {
+				g.Close()
+			}
+			return err
+		}
+		next.tables[l.Port] = route.Compile(l.Rules, func(name string) *targetgroup.Group { return next.groups[name] })
 	}
 
 	// 3. Listeners: open the new ports before anything is swapped, so a
@@ -486,4 +492,25 @@ func (rt *Runtime) Flow() Flow {
 		}
 	}
 	return f
+}
+
+// checkRuleGroups makes sure every target group a rule forwards to
+// exists: the translator guarantees it, a hand-made snapshot may not, and
+// a rule without its group would fail every request it matches.
+func checkRuleGroups(l config.Listener, groups map[string]*targetgroup.Group) error {
+	for _, r := range l.Rules {
+		names := []string{r.TargetGroup}
+		if r.Action != nil {
+			names = nil
+			for _, w := range r.Action.TargetGroups {
+				names = append(names, w.TargetGroup)
+			}
+		}
+		for _, n := range names {
+			if groups[n] == nil {
+				return fmt.Errorf("listener %d: rule %s: no target group %q", l.Port, r.Name, n)
+			}
+		}
+	}
+	return nil
 }

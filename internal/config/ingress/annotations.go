@@ -66,8 +66,14 @@ func (t *translator) checkAnnotations(a annotated, honoured []string) {
 	slices.Sort(keys)
 	for _, k := range keys {
 		switch {
+		case routingAnnotation(k):
+			// actions.${name} and conditions.${name}: read per backend
+			// (rules.go); LBC reads them only on the Ingress.
+			if !slices.Contains(honoured, annListenPorts) {
+				t.warn(a.origin(k), k, "annotation only honoured on an Ingress; ignored here")
+			}
 		case strings.HasPrefix(k, l7lbPrefix) && !slices.Contains(l7lbKnown, k):
-			t.problem(a.origin(k), k, "unknown l7lb annotation; known: %s", strings.Join(l7lbKnown, ", "))
+			t.problem(a.origin(k), k, "unknown l7lb annotation; known: %s, %s${name}", strings.Join(l7lbKnown, ", "), annL7LBConditionsPrefix)
 		case strings.HasPrefix(k, albPrefix) && !slices.Contains(honoured, k):
 			if slices.Contains(ingressHonoured, k) {
 				t.warn(a.origin(k), k, "annotation only honoured on an Ingress; ignored here")

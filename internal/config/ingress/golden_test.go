@@ -41,6 +41,8 @@ var goldenCases = []struct {
 	{name: "ingressclass", files: []string{"ingressclass.yaml"}},
 	{name: "algorithms", files: []string{"algorithms.yaml"}},
 	{name: "tls-access", files: []string{"tls-access.yaml"}},
+	{name: "actions", files: []string{"actions.yaml"}},
+	{name: "conditions", files: []string{"conditions.yaml"}},
 }
 
 func flagOpts(values ...string) func(t *testing.T) Options {

@@ -38,37 +38,50 @@ func (t *translator) buildRules(m *ingressModel) {
 			if !ok {
 				continue
 			}
-			tg, ok := t.backendTargetGroup(m, ip.p.Backend, func(p ...any) config.Origin {
+			rule, ok := t.backendRule(m, ip.p.Backend, func(p ...any) config.Origin {
 				return at(append([]any{"http", "paths", ip.i, "backend"}, p...)...)
 			})
 			if !ok {
 				continue
 			}
-			m.rules = append(m.rules, config.Rule{
-				Name:        fmt.Sprintf("%s#%d", m.key, len(m.rules)+1),
-				Host:        r.Host,
-				Path:        path,
-				PathType:    pt,
-				TargetGroup: tg,
-				Origin:      o,
-			})
+			rule.Name = fmt.Sprintf("%s#%d", m.key, len(m.rules)+1)
+			rule.Host, rule.Path, rule.PathType, rule.Origin = r.Host, path, pt, o
+			m.rules = append(m.rules, rule)
 		}
 	}
 	if spec.DefaultBackend != nil {
 		o := m.ing.At("spec", "defaultBackend")
-		tg, ok := t.backendTargetGroup(m, *spec.DefaultBackend, func(p ...any) config.Origin {
+		rule, ok := t.backendRule(m, *spec.DefaultBackend, func(p ...any) config.Origin {
 			return m.ing.At(append([]any{"spec", "defaultBackend"}, p...)...)
 		})
 		if ok {
-			m.defaultRule = &config.Rule{
-				Name:        fmt.Sprintf("%s#%d", m.key, len(m.rules)+1),
-				Path:        "/",
-				PathType:    config.PathPrefix,
-				TargetGroup: tg,
-				Origin:      o,
-			}
+			rule.Name = fmt.Sprintf("%s#%d", m.key, len(m.rules)+1)
+			rule.Path, rule.PathType, rule.Origin = "/", config.PathPrefix, o
+			m.defaultRule = &rule
 		}
 	}
+	t.warnUnusedRouting(m)
+}
+
+// backendRule resolves what a rule does for one backend: its conditions
+// (conditions.${service}), and its action (actions.${service} when the port
+// is use-annotation) or its target group. The caller fills in the name,
+// host and path.
+func (t *translator) backendRule(m *ingressModel, b networkingv1.IngressBackend, at func(...any) config.Origin) (config.Rule, bool) {
+	if b.Service == nil {
+		_, ok := t.backendTargetGroup(m, b, at) // reports the problem
+		return config.Rule{}, ok
+	}
+	conds, condsOK := t.ruleConditions(m, b.Service.Name)
+	var rule config.Rule
+	ok := false
+	if b.Service.Port.Name == useAnnotationPort {
+		rule.TargetGroup, rule.Action, ok = t.ruleAction(m, b.Service.Name, at("service", "port"))
+	} else {
+		rule.TargetGroup, ok = t.backendTargetGroup(m, b, at)
+	}
+	rule.Conditions = conds
+	return rule, ok && condsOK
 }
 
 // sortPaths orders one rule's paths as LBC's sortIngressPaths does: Exact,

@@ -32,8 +32,8 @@ func (t *translator) backendTargetGroup(m *ingressModel, b networkingv1.IngressB
 	}
 	ns, svcName, port := m.ing.Object.Namespace, b.Service.Name, b.Service.Port
 	if port.Name == useAnnotationPort {
-		t.problem(at("service", "port"), albPrefix+"actions."+svcName,
-			"backend uses port name use-annotation (an ALB action); actions.* annotations are not yet honoured by l7lb")
+		t.problem(at("service", "port"), annActionsPrefix+svcName,
+			"a forward target group needs a real port of Service %s, not use-annotation", svcName)
 		return "", false
 	}
 	if port.Name == "" && port.Number == 0 {

@@ -47,6 +47,8 @@ type translator struct {
 	// sslRedirect is the ssl-redirect port of the load balancer (0: none).
 	sslRedirect     int
 	sslRedirectFrom *ingressModel
+	// routing is what actions and conditions parsing remembers.
+	routing routingState
 }
 
 func newTranslator(objs manifest.Objects, opts Options) *translator {

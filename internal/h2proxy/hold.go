@@ -1,0 +1,101 @@
+package h2proxy
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/l7lb/l7lb/internal/collection"
+	"github.com/l7lb/l7lb/internal/route"
+)
+
+// HoldLimit bounds what l7lb holds of a request whose route needs its
+// collection: the collection_name must be within this many bytes of the
+// first message (it comes right after the small base and db_name fields,
+// before any vectors), or the request fails with RESOURCE_EXHAUSTED.
+const HoldLimit = 64 << 10
+
+// holdState is a stream waiting for its first message: the route table
+// has a rule that reads the collection. Only the reader touches it.
+//
+// Window accounting is the ordinary one: held bytes were taken from the
+// client's connection and stream windows on arrival and counted in
+// reqHeld, so they are credited back when they leave for the target
+// (sent), when l7lb discards them (releaseRequest), or when the stream
+// is removed (a reset while held); no path credits them twice.
+type holdState struct {
+	req   request // a copy: the connection's request is reused
+	route route.Request
+	num   protowire.Number
+	buf   []byte
+	end   bool
+}
+
+// hold starts holding st. It copies what routing and forwarding need from
+// r, which the next HEADERS overwrites.
+func (sc *serverConn) hold(st *stream, r *request, req *route.Request, num protowire.Number) {
+	h := &holdState{req: *r, route: *req, num: num}
+	h.req.fields = slices.Clone(r.fields)
+	h.route.Fields = h.req.fields
+	st.hold = h
+}
+
+// holdData takes request bytes of a held stream, and routes it once the
+// collection is known.
+func (st *stream) holdData(data []byte, end bool) {
+	h := st.hold
+	h.buf = append(h.buf, data...)
+	h.end = h.end || end
+	name, res := "", collection.More
+	switch b := h.buf; {
+	case len(b) == 0 && h.end:
+		res = collection.Absent // a request without messages
+	case len(b) >= 5 && b[0] != 0:
+		// A compressed message cannot be read without decompressing
+		// it; l7lb does not, and routes it as naming no collection.
+		res = collection.Absent
+	case len(b) >= 5:
+		size := uint64(binary.BigEndian.Uint32(b[1:5]))
+		msg := b[5:]
+		whole := uint64(len(msg)) >= size
+		if whole {
+			msg = msg[:size]
+		}
+		name, res = collection.Scan(msg, h.num, whole)
+	}
+	switch {
+	case res == collection.Found || res == collection.Absent:
+		st.routeHeld(name)
+	case res == collection.Malformed:
+		st.failHeld(codes.Internal, "l7lb: the request's first message is not a valid protobuf message; cannot read its collection_name")
+	case h.end:
+		st.failHeld(codes.Internal, "l7lb: the request ended inside its first message")
+	case len(h.buf) > HoldLimit:
+		st.failHeld(codes.ResourceExhausted, fmt.Sprintf(
+			"l7lb: a rule routes by collection, and this request's collection_name is not within the first %d bytes of its first message", HoldLimit))
+	}
+}
+
+// routeHeld matches the held request again, now with its collection, and
+// sends it with the bytes held so far.
+func (st *stream) routeHeld(name string) {
+	sc, h := st.sc, st.hold
+	st.hold = nil
+	h.route.Stage, h.route.Collection = route.Body, name
+	rule, _ := sc.srv.opts.Routes().Match(&h.route)
+	if !sc.dispatch(st, &h.req, rule, false, true) {
+		st.releaseRequest(len(h.buf))
+		return
+	}
+	st.forwardRequestData(h.buf, h.end)
+}
+
+func (st *stream) failHeld(code codes.Code, msg string) {
+	n := len(st.hold.buf)
+	st.hold = nil
+	st.releaseRequest(n)
+	st.localStatus(code, msg)
+}
