@@ -4,11 +4,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/l7lb/l7lb/internal/collection"
+	"github.com/l7lb/l7lb/internal/grpcwire"
 	"github.com/l7lb/l7lb/internal/route"
 )
 
@@ -41,6 +43,36 @@ func (sc *serverConn) hold(st *stream, r *request, req *route.Request, num proto
 	h.req.fields = slices.Clone(r.fields)
 	h.route.Fields = h.req.fields
 	st.hold = h
+	// The RPC's deadline runs while l7lb waits for its first message, as
+	// it would at a target: a client that sends half a message and stops
+	// gets DEADLINE_EXCEEDED from l7lb instead of keeping the stream.
+	if r.grpcTimeout != "" {
+		if d, ok := grpcwire.ParseTimeout(r.grpcTimeout); ok {
+			sc.w.Lock()
+			st.deadlineAt = st.rpc.Start.Add(d)
+			st.timer = time.AfterFunc(time.Until(st.deadlineAt), st.deadline)
+			sc.w.Unlock()
+		}
+	}
+}
+
+// unhold ends the wait for the first message: it stops the hold's
+// deadline timer, and reports false when the stream was answered
+// meanwhile (the deadline fired, or is firing on its own goroutine),
+// in which case the held bytes are given back and nothing else is done.
+func (st *stream) unhold() bool {
+	sc, h := st.sc, st.hold
+	st.hold = nil
+	sc.w.Lock()
+	stopped := st.timer == nil || st.timer.Stop()
+	st.timer = nil
+	answered := st.respDone || st.removed
+	sc.w.Unlock()
+	if !stopped || answered {
+		st.releaseRequest(len(h.buf))
+		return false
+	}
+	return true
 }
 
 // holdData takes request bytes of a held stream, and routes it once the
@@ -83,7 +115,9 @@ func (st *stream) holdData(data []byte, end bool) {
 // sends it with the bytes held so far.
 func (st *stream) routeHeld(name string) {
 	sc, h := st.sc, st.hold
-	st.hold = nil
+	if !st.unhold() {
+		return
+	}
 	h.route.Stage, h.route.Collection = route.Body, name
 	rule, _ := sc.srv.opts.Routes().Match(&h.route)
 	if !sc.dispatch(st, &h.req, rule, false, true) {
@@ -94,8 +128,9 @@ func (st *stream) routeHeld(name string) {
 }
 
 func (st *stream) failHeld(code codes.Code, msg string) {
-	n := len(st.hold.buf)
-	st.hold = nil
-	st.releaseRequest(n)
-	st.localStatus(code, msg)
+	h := st.hold
+	if st.unhold() {
+		st.releaseRequest(len(h.buf))
+		st.localStatus(code, msg)
+	}
 }

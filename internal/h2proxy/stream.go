@@ -390,17 +390,18 @@ func (sc *serverConn) onTrailers(st *stream, fields []hpack.HeaderField, end boo
 		// (gRPC clients send none).
 		st.holdData(nil, true)
 	default:
+		// Request trailers end the request, and only that reaches the
+		// target: an empty DATA frame with END_STREAM. gRPC clients send
+		// none, and grpc-go servers (Milvus) treat a second HEADERS on a
+		// stream as a connection error: forwarding them would let one
+		// client close the target connection under every RPC it carries.
 		st.reqMu.Lock()
-		st.saved.drop() // trailers are not replayed
-		a := st.cur
-		st.reqMu.Unlock()
-		if a != nil {
-			a.up.Trailers(func(_ *upstream.Stream, w *frameio.Writer) {
-				for _, hf := range fields {
-					w.EncodeField(hf.Name, hf.Value)
-				}
-			})
+		st.saved.ended = true
+		a, retrying := st.cur, st.retrying
+		if a != nil && !retrying {
+			a.up.Data(nil, true, sc.batch)
 		}
+		st.reqMu.Unlock()
 	}
 	return nil
 }

@@ -929,28 +929,6 @@ func (s *Stream) Data(p []byte, end bool, b *frameio.Batch) {
 	run(after)
 }
 
-// Trailers sends request trailers, ending the request side. Trailers
-// after data still waiting for window would overtake it, so l7lb resets
-// the stream instead (gRPC clients send no request trailers).
-func (s *Stream) Trailers(encode HeaderEncoder) {
-	c := s.c
-	c.w.Lock()
-	var after func()
-	switch {
-	case s.done || s.endSent:
-	case len(s.pending) > 0 || s.pendingEnd:
-		after = c.resetLocked(s, http2.ErrCodeInternal)
-	default:
-		encode(s, c.w)
-		c.w.AppendHeaders(s.id, true)
-		s.endSent = true
-		after = s.finishedLocked()
-	}
-	c.w.Unlock()
-	c.w.Kick()
-	run(after)
-}
-
 // Cancel resets the stream toward the target (the client reset it, or
 // l7lb gave up on it).
 func (s *Stream) Cancel(code http2.ErrCode) {
