@@ -3,7 +3,7 @@ package h2proxy
 import (
 	"encoding/binary"
 	"fmt"
-	"slices"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -39,8 +39,10 @@ type holdState struct {
 // hold starts holding st. It copies what routing and forwarding need from
 // r, which the next HEADERS overwrites.
 func (sc *serverConn) hold(st *stream, r *request, req *route.Request, num protowire.Number) {
-	h := &holdState{req: *r, route: *req, num: num}
-	h.req.fields = slices.Clone(r.fields)
+	h := holdPool.Get().(*holdState)
+	fields, buf := h.req.fields, h.buf
+	*h = holdState{req: *r, route: *req, num: num, buf: buf}
+	h.req.fields = append(fields, r.fields...)
 	h.route.Fields = h.req.fields
 	st.hold = h
 	// The RPC's deadline runs while l7lb waits for its first message, as
@@ -56,12 +58,33 @@ func (sc *serverConn) hold(st *stream, r *request, req *route.Request, num proto
 	}
 }
 
+// holdPool keeps holdStates, with their header and byte slices, for the
+// next held request: a rule routing by collection then costs no
+// allocation per RPC for them.
+var holdPool = sync.Pool{New: func() any { return new(holdState) }}
+
+// release returns h to holdPool; nothing may use it afterwards. Its
+// slices keep their capacity (the byte slice only up to maxPooledHold,
+// so that one large cut message does not stay pinned), and their
+// contents are cleared, so that the pool holds no request's data.
+func (h *holdState) release() {
+	clear(h.req.fields)
+	fields, buf := h.req.fields[:0], h.buf[:0]
+	if cap(buf) > maxPooledHold {
+		buf = nil
+	}
+	*h = holdState{req: request{fields: fields}, buf: buf}
+	holdPool.Put(h)
+}
+
+const maxPooledHold = 16 << 10
+
 // unhold ends the wait for the first message: it stops the hold's
 // deadline timer, and reports false when the stream was answered
 // meanwhile (the deadline fired, or is firing on its own goroutine),
-// in which case the held bytes are given back and nothing else is done.
-func (st *stream) unhold() bool {
-	sc, h := st.sc, st.hold
+// in which case the n held bytes are given back and nothing else is done.
+func (st *stream) unhold(n int) bool {
+	sc := st.sc
 	st.hold = nil
 	sc.w.Lock()
 	stopped := st.timer == nil || st.timer.Stop()
@@ -69,20 +92,26 @@ func (st *stream) unhold() bool {
 	answered := st.respDone || st.removed
 	sc.w.Unlock()
 	if !stopped || answered {
-		st.releaseRequest(len(h.buf))
+		st.releaseRequest(n)
 		return false
 	}
 	return true
 }
 
 // holdData takes request bytes of a held stream, and routes it once the
-// collection is known.
+// collection is known. Usually the first DATA frame holds the start of the
+// message, collection_name included: it is read in place and forwarded
+// as it is. Only a message cut before its name is copied to be held.
 func (st *stream) holdData(data []byte, end bool) {
 	h := st.hold
-	h.buf = append(h.buf, data...)
+	b := data
+	if len(h.buf) > 0 {
+		h.buf = append(h.buf, data...)
+		b = h.buf
+	}
 	h.end = h.end || end
 	name, res := "", collection.More
-	switch b := h.buf; {
+	switch {
 	case len(b) == 0 && h.end:
 		res = collection.Absent // a request without messages
 	case len(b) >= 5 && b[0] != 0:
@@ -100,37 +129,41 @@ func (st *stream) holdData(data []byte, end bool) {
 	}
 	switch {
 	case res == collection.Found || res == collection.Absent:
-		st.routeHeld(name)
+		st.routeHeld(name, b)
 	case res == collection.Malformed:
-		st.failHeld(codes.Internal, "l7lb: the request's first message is not a valid protobuf message; cannot read its collection_name")
+		st.failHeld(len(b), codes.Internal, "l7lb: the request's first message is not a valid protobuf message; cannot read its collection_name")
 	case h.end:
-		st.failHeld(codes.Internal, "l7lb: the request ended inside its first message")
-	case len(h.buf) > HoldLimit:
-		st.failHeld(codes.ResourceExhausted, fmt.Sprintf(
+		st.failHeld(len(b), codes.Internal, "l7lb: the request ended inside its first message")
+	case len(b) > HoldLimit:
+		st.failHeld(len(b), codes.ResourceExhausted, fmt.Sprintf(
 			"l7lb: a rule routes by collection, and this request's collection_name is not within the first %d bytes of its first message", HoldLimit))
+	case len(h.buf) == 0:
+		h.buf = append(h.buf, data...) // data is the reader's buffer: keep a copy
 	}
 }
 
 // routeHeld matches the held request again, now with its collection, and
-// sends it with the bytes held so far.
-func (st *stream) routeHeld(name string) {
+// sends it with b, the bytes held so far.
+func (st *stream) routeHeld(name string, b []byte) {
 	sc, h := st.sc, st.hold
-	if !st.unhold() {
+	defer h.release() // b may be h.buf: forwardRequestData copies it on
+	if !st.unhold(len(b)) {
 		return
 	}
 	h.route.Stage, h.route.Collection = route.Body, name
 	rule, _ := sc.srv.opts.Routes().Match(&h.route)
 	if !sc.dispatch(st, &h.req, rule, false, true) {
-		st.releaseRequest(len(h.buf))
+		st.releaseRequest(len(b))
 		return
 	}
-	st.forwardRequestData(h.buf, h.end)
+	st.forwardRequestData(b, h.end)
 }
 
-func (st *stream) failHeld(code codes.Code, msg string) {
-	h := st.hold
-	if st.unhold() {
-		st.releaseRequest(len(h.buf))
+// failHeld answers a held stream from l7lb, giving back its n held bytes.
+func (st *stream) failHeld(n int, code codes.Code, msg string) {
+	defer st.hold.release()
+	if st.unhold(n) {
+		st.releaseRequest(n)
 		st.localStatus(code, msg)
 	}
 }
