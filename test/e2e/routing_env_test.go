@@ -1,0 +1,323 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/milvus-io/milvus/client/v2/entity"
+	"github.com/milvus-io/milvus/client/v2/index"
+	"github.com/milvus-io/milvus/client/v2/milvusclient"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/l7lb/l7lb/internal/config"
+	"github.com/l7lb/l7lb/internal/fakemilvus"
+	"github.com/l7lb/l7lb/internal/fakemilvus/echo"
+	"github.com/l7lb/l7lb/internal/lbtest"
+)
+
+// Two Milvus clusters behind one l7lb endpoint, as in a blue/green upgrade
+// or a database moved to its own cluster: cluster "one" is the seed's
+// Service (milvus-demo), cluster "two" a second Service (milvus-two). Each
+// has its own engine, so data created on one is absent on the other, and
+// its replicas are named "one/replica-N" and "two/replica-N" in the
+// x-milvus-replica header and trailer, which says per RPC which cluster
+// served it.
+const (
+	clusterOne = "one"
+	clusterTwo = "two"
+	serviceTwo = "milvus/milvus-two"
+)
+
+// routingIngress is the seed's Ingress (TLS on 443, host ServerName, gRPC
+// to ip targets) with the given annotations (indented four spaces) and
+// paths (each a YAML list item indented eight spaces, see pathTo).
+func routingIngress(annotations string, paths ...string) string {
+	return `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  namespace: milvus
+  name: milvus-demo
+  annotations:
+    alb.ingress.kubernetes.io/scheme: internet-facing
+    alb.ingress.kubernetes.io/backend-protocol-version: GRPC
+    alb.ingress.kubernetes.io/target-type: ip
+    alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":443}]'
+    alb.ingress.kubernetes.io/certificate-arn: "` + lbtest.Placeholder + `"
+` + strings.TrimRight(annotations, "\n") + `
+spec:
+  ingressClassName: alb
+  rules:
+    - host: ` + serverName + `
+      http:
+        paths:
+` + strings.Join(paths, "")
+}
+
+// pathTo is one Ingress path: prefix "/" unless p is a gRPC method (then
+// Exact), to service's port 19530, or to the annotation action of that
+// name when service is not one of the two clusters' Services.
+func pathTo(p, service string) string {
+	pathType := "Prefix"
+	if strings.Count(p, "/") > 1 {
+		pathType = "Exact"
+	}
+	port := "number: 19530"
+	if service != "milvus-demo" && service != "milvus-two" {
+		port = "name: use-annotation"
+	}
+	return fmt.Sprintf(`        - path: %s
+          pathType: %s
+          backend:
+            service:
+              name: %s
+              port: {%s}
+`, p, pathType, service, port)
+}
+
+// weightedAction is actions.NAME forwarding to the two clusters by weight.
+func weightedAction(name string, one, two int) string {
+	return fmt.Sprintf(`    alb.ingress.kubernetes.io/actions.%s: >
+      {"type":"forward","forwardConfig":{"targetGroups":[
+      {"serviceName":"milvus-demo","servicePort":19530,"weight":%d},
+      {"serviceName":"milvus-two","servicePort":"19530","weight":%d}]}}`, name, one, two)
+}
+
+type twoClusters struct {
+	one, two  *fakemilvus.Cluster
+	lb        *lbtest.LB
+	addr      string
+	endpoints map[string][]config.Endpoint
+}
+
+// startTwoClusters starts both clusters (two replicas each) and l7lb
+// serving doc.
+func startTwoClusters(t testing.TB, doc string) *twoClusters {
+	t.Helper()
+	start := func(name string) *fakemilvus.Cluster {
+		cl, err := fakemilvus.Start(fakemilvus.Options{Name: name, Replicas: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	e := &twoClusters{one: start(clusterOne), two: start(clusterTwo)}
+	e.endpoints = map[string][]config.Endpoint{
+		lbtest.Service: lbtest.Endpoints(e.one.Addrs()...),
+		serviceTwo:     lbtest.Endpoints(e.two.Addrs()...),
+	}
+	e.lb = lbtest.Start(t, lbtest.Options{Ingress: doc, Endpoints: e.endpoints, CAName: "e2e CA"})
+	e.addr = e.lb.Addr(443)
+	return e
+}
+
+// reload applies doc to the running l7lb, as `serve` does on a changed file.
+func (e *twoClusters) reload(t testing.TB, doc string) {
+	t.Helper()
+	if err := e.lb.Reload(doc, e.endpoints); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+}
+
+// served sums the served-RPC counters of a cluster's replicas.
+func served(cl *fakemilvus.Cluster) int64 {
+	var n int64
+	for _, r := range cl.Replicas() {
+		n += r.Served()
+	}
+	return n
+}
+
+// rpc is one gRPC call attempt a Go SDK client made on the wire.
+type rpc struct {
+	method     string // "Search"
+	collection string // the request's collection_name, if it has one
+	cluster    string // from the replica trailer; "" when no replica answered
+	start      time.Time
+	err        error
+}
+
+// rpcLog records every RPC of the SDK clients it is attached to. It is a
+// gRPC stats handler, not an interceptor: the SDK chains its own retry
+// interceptor (6 attempts on UNAVAILABLE) inside any interceptor a
+// caller adds, which would hide failed attempts; a stats handler sees
+// each attempt.
+type rpcLog struct {
+	mu   sync.Mutex
+	rpcs []rpc
+}
+
+type rpcKey struct{}
+
+func (l *rpcLog) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	return context.WithValue(ctx, rpcKey{}, &rpc{method: path.Base(info.FullMethodName)})
+}
+
+func (l *rpcLog) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	r, _ := ctx.Value(rpcKey{}).(*rpc)
+	if r == nil || !s.IsClient() {
+		return
+	}
+	switch s := s.(type) {
+	case *stats.Begin:
+		r.start = s.BeginTime
+	case *stats.OutPayload:
+		if r.collection == "" {
+			r.collection = collectionOf(s.Payload)
+		}
+	case *stats.InTrailer:
+		if v := s.Trailer.Get(fakemilvus.ReplicaHeader); len(v) > 0 {
+			r.cluster, _, _ = strings.Cut(v[0], "/")
+		}
+	case *stats.End:
+		r.err = s.Error
+		l.mu.Lock()
+		l.rpcs = append(l.rpcs, *r)
+		l.mu.Unlock()
+	}
+}
+
+func (l *rpcLog) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (l *rpcLog) HandleConn(context.Context, stats.ConnStats)                       {}
+
+// collectionOf reads the collection_name field of a request message, by
+// reflection (the SDK's own view of what it sent).
+func collectionOf(req any) string {
+	m, ok := req.(proto.Message)
+	if !ok {
+		return ""
+	}
+	r := m.ProtoReflect()
+	f := r.Descriptor().Fields().ByName("collection_name")
+	if f == nil || f.Kind() != protoreflect.StringKind || f.IsList() {
+		return ""
+	}
+	return r.Get(f).String()
+}
+
+func (l *rpcLog) snapshot() []rpc {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.rpcs)
+}
+
+func (l *rpcLog) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.rpcs)
+}
+
+// sdkClient connects the official Go SDK to l7lb over TLS with the seed's
+// server name (SNI), using database db ("" for the SDK's default: no
+// dbname header). Every RPC is recorded in log when it is not nil.
+func (e *twoClusters) sdkClient(t testing.TB, db string, log *rpcLog) *milvusclient.Client {
+	t.Helper()
+	creds := credentials.NewTLS(&tls.Config{RootCAs: e.lb.CA.Pool(), ServerName: serverName, MinVersion: tls.VersionTLS12})
+	opts := append(slices.Clone(milvusclient.DefaultGrpcOpts), grpc.WithTransportCredentials(creds))
+	if log != nil {
+		opts = append(opts, grpc.WithStatsHandler(log))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := milvusclient.New(ctx, &milvusclient.ClientConfig{Address: e.addr, DBName: db, DialOptions: opts})
+	if err != nil {
+		t.Fatalf("Go SDK client (db %q) through l7lb: %v", db, err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) }) //nolint:errcheck // end of test
+	return c
+}
+
+// directClient connects the Go SDK straight to a cluster's first replica
+// (h2c), bypassing l7lb: for setting data up.
+func directClient(t testing.TB, cl *fakemilvus.Cluster) *milvusclient.Client {
+	t.Helper()
+	opts := append(slices.Clone(milvusclient.DefaultGrpcOpts), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := milvusclient.New(ctx, &milvusclient.ClientConfig{Address: cl.Addrs()[0], DialOptions: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) }) //nolint:errcheck // end of test
+	return c
+}
+
+const testDim = 4
+
+// createLoaded creates collection name in database db ("" is default) on
+// cluster cl, with rows rows (id, vector), a FLAT index, and loads it.
+func createLoaded(t testing.TB, cl *fakemilvus.Cluster, db, name string, rows int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := directClient(t, cl)
+	if db != "" {
+		if err := c.CreateDatabase(ctx, milvusclient.NewCreateDatabaseOption(db)); err != nil && !strings.Contains(err.Error(), "already exist") {
+			t.Fatalf("create database %s: %v", db, err)
+		}
+		if err := c.UseDatabase(ctx, milvusclient.NewUseDatabaseOption(db)); err != nil {
+			t.Fatalf("use database %s: %v", db, err)
+		}
+	}
+	schema := entity.NewSchema().WithName(name).
+		WithField(entity.NewField().WithName("id").WithDataType(entity.FieldTypeInt64).WithIsPrimaryKey(true)).
+		WithField(entity.NewField().WithName("vector").WithDataType(entity.FieldTypeFloatVector).WithDim(testDim))
+	if err := c.CreateCollection(ctx, milvusclient.NewCreateCollectionOption(name, schema)); err != nil {
+		t.Fatalf("create collection %s.%s: %v", db, name, err)
+	}
+	ids, vecs := rowsOf(0, rows)
+	if _, err := c.Insert(ctx, milvusclient.NewColumnBasedInsertOption(name).
+		WithInt64Column("id", ids).WithFloatVectorColumn("vector", testDim, vecs)); err != nil {
+		t.Fatalf("insert into %s.%s: %v", db, name, err)
+	}
+	it, err := c.CreateIndex(ctx, milvusclient.NewCreateIndexOption(name, "vector", index.NewFlatIndex(entity.L2)))
+	if err == nil {
+		err = it.Await(ctx)
+	}
+	if err != nil {
+		t.Fatalf("index %s.%s: %v", db, name, err)
+	}
+	lt, err := c.LoadCollection(ctx, milvusclient.NewLoadCollectionOption(name))
+	if err == nil {
+		err = lt.Await(ctx)
+	}
+	if err != nil {
+		t.Fatalf("load %s.%s: %v", db, name, err)
+	}
+}
+
+// dialEcho opens a plain gRPC connection to l7lb (TLS, server name) for
+// the fake clusters' echo service.
+func (e *twoClusters) dialEcho(t testing.TB) *echo.Client {
+	t.Helper()
+	creds := credentials.NewTLS(&tls.Config{RootCAs: e.lb.CA.Pool(), ServerName: serverName})
+	cc, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return echo.NewClient(cc)
+}
+
+// rowsOf returns n rows with ids from+1 on.
+func rowsOf(from, n int) ([]int64, [][]float32) {
+	ids := make([]int64, n)
+	vecs := make([][]float32, n)
+	for i := range ids {
+		ids[i] = int64(from + i + 1)
+		vecs[i] = []float32{float32(from + i), 1, 2, 3}
+	}
+	return ids, vecs
+}
