@@ -42,13 +42,13 @@ func BenchmarkCollectionRouting(b *testing.B) {
 			pathTo("/", "milvus-two"), pathTo("/", "milvus-demo")),
 	}
 	e := startTwoClusters(b, docs["baseline"])
-	createLoaded(b, e.one, "", "books", 10)
+	createLoaded(b, e.One, "", "books", 10)
 	req, err := milvusclient.NewSearchOption("books", 3, []entity.Vector{entity.FloatVector{1, 1, 2, 3}}).WithANNSField("vector").Request()
 	if err != nil {
 		b.Fatal(err)
 	}
-	creds := credentials.NewTLS(&tls.Config{RootCAs: e.lb.CA.Pool(), ServerName: serverName})
-	cc, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(creds))
+	creds := credentials.NewTLS(&tls.Config{RootCAs: e.LB.CA.Pool(), ServerName: serverName})
+	cc, err := grpc.NewClient(e.Addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -66,17 +66,17 @@ func BenchmarkCollectionRouting(b *testing.B) {
 			for _, name := range []string{"baseline", "collection-rule"} {
 				key := name + "/inflight-" + strconv.Itoa(inflight)
 				b.Run(fmt.Sprintf("%s/round-%d", key, round), func(b *testing.B) {
-					e.reload(b, docs[name])
+					e.Reload(b, docs[name])
 					// One RPC outside the timer, on the new table.
 					if _, err := cli.Search(ctxB(b, 10*time.Second), req); err != nil {
 						b.Fatal(err)
 					}
-					before1, before2 := served(e.one), served(e.two)
+					before1, before2 := served(e.One), served(e.Two)
 					b.ReportAllocs()
 					b.ResetTimer()
 					runSearches(b, cli, req, inflight)
 					b.StopTimer()
-					if d1, d2 := served(e.one)-before1, served(e.two)-before2; d1 != int64(b.N) || d2 != 0 {
+					if d1, d2 := served(e.One)-before1, served(e.Two)-before2; d1 != int64(b.N) || d2 != 0 {
 						b.Fatalf("cluster one served %d, cluster two %d searches; want %d and 0", d1, d2, b.N)
 					}
 					ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)

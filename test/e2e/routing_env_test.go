@@ -21,70 +21,21 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/l7lb/l7lb/internal/config"
 	"github.com/l7lb/l7lb/internal/fakemilvus"
 	"github.com/l7lb/l7lb/internal/fakemilvus/echo"
 	"github.com/l7lb/l7lb/internal/lbtest"
 )
 
-// Two Milvus clusters behind one l7lb endpoint, as in a blue/green upgrade
-// or a database moved to its own cluster: cluster "one" is the seed's
-// Service (milvus-demo), cluster "two" a second Service (milvus-two). Each
-// has its own engine, so data created on one is absent on the other, and
-// its replicas are named "one/replica-N" and "two/replica-N" in the
-// x-milvus-replica header and trailer, which says per RPC which cluster
-// served it.
 const (
-	clusterOne = "one"
-	clusterTwo = "two"
-	serviceTwo = "milvus/milvus-two"
+	clusterOne = lbtest.ClusterOne
+	clusterTwo = lbtest.ClusterTwo
 )
 
-// routingIngress is the seed's Ingress (TLS on 443, host ServerName, gRPC
-// to ip targets) with the given annotations (indented four spaces) and
-// paths (each a YAML list item indented eight spaces, see pathTo).
-func routingIngress(annotations string, paths ...string) string {
-	return `apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  namespace: milvus
-  name: milvus-demo
-  annotations:
-    alb.ingress.kubernetes.io/scheme: internet-facing
-    alb.ingress.kubernetes.io/backend-protocol-version: GRPC
-    alb.ingress.kubernetes.io/target-type: ip
-    alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":443}]'
-    alb.ingress.kubernetes.io/certificate-arn: "` + lbtest.Placeholder + `"
-` + strings.TrimRight(annotations, "\n") + `
-spec:
-  ingressClassName: alb
-  rules:
-    - host: ` + serverName + `
-      http:
-        paths:
-` + strings.Join(paths, "")
-}
-
-// pathTo is one Ingress path: prefix "/" unless p is a gRPC method (then
-// Exact), to service's port 19530, or to the annotation action of that
-// name when service is not one of the two clusters' Services.
-func pathTo(p, service string) string {
-	pathType := "Prefix"
-	if strings.Count(p, "/") > 1 {
-		pathType = "Exact"
-	}
-	port := "number: 19530"
-	if service != "milvus-demo" && service != "milvus-two" {
-		port = "name: use-annotation"
-	}
-	return fmt.Sprintf(`        - path: %s
-          pathType: %s
-          backend:
-            service:
-              name: %s
-              port: {%s}
-`, p, pathType, service, port)
-}
+var (
+	routingIngress = lbtest.RoutingIngress
+	pathTo         = lbtest.Path
+	served         = lbtest.Served
+)
 
 // weightedAction is actions.NAME forwarding to the two clusters by weight.
 func weightedAction(name string, one, two int) string {
@@ -94,50 +45,11 @@ func weightedAction(name string, one, two int) string {
       {"serviceName":"milvus-two","servicePort":"19530","weight":%d}]}}`, name, one, two)
 }
 
-type twoClusters struct {
-	one, two  *fakemilvus.Cluster
-	lb        *lbtest.LB
-	addr      string
-	endpoints map[string][]config.Endpoint
-}
+// twoClusters adds the Go SDK helpers of these tests.
+type twoClusters struct{ *lbtest.TwoClusters }
 
-// startTwoClusters starts both clusters (two replicas each) and l7lb
-// serving doc.
-func startTwoClusters(t testing.TB, doc string) *twoClusters {
-	t.Helper()
-	start := func(name string) *fakemilvus.Cluster {
-		cl, err := fakemilvus.Start(fakemilvus.Options{Name: name, Replicas: 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		return cl
-	}
-	e := &twoClusters{one: start(clusterOne), two: start(clusterTwo)}
-	e.endpoints = map[string][]config.Endpoint{
-		lbtest.Service: lbtest.Endpoints(e.one.Addrs()...),
-		serviceTwo:     lbtest.Endpoints(e.two.Addrs()...),
-	}
-	e.lb = lbtest.Start(t, lbtest.Options{Ingress: doc, Endpoints: e.endpoints, CAName: "e2e CA"})
-	e.addr = e.lb.Addr(443)
-	return e
-}
-
-// reload applies doc to the running l7lb, as `serve` does on a changed file.
-func (e *twoClusters) reload(t testing.TB, doc string) {
-	t.Helper()
-	if err := e.lb.Reload(doc, e.endpoints); err != nil {
-		t.Fatalf("reload: %v", err)
-	}
-}
-
-// served sums the served-RPC counters of a cluster's replicas.
-func served(cl *fakemilvus.Cluster) int64 {
-	var n int64
-	for _, r := range cl.Replicas() {
-		n += r.Served()
-	}
-	return n
+func startTwoClusters(t testing.TB, doc string) twoClusters {
+	return twoClusters{lbtest.StartTwoClusters(t, doc)}
 }
 
 // rpc is one gRPC call attempt a Go SDK client made on the wire.
@@ -222,16 +134,16 @@ func (l *rpcLog) len() int {
 // sdkClient connects the official Go SDK to l7lb over TLS with the seed's
 // server name (SNI), using database db ("" for the SDK's default: no
 // dbname header). Every RPC is recorded in log when it is not nil.
-func (e *twoClusters) sdkClient(t testing.TB, db string, log *rpcLog) *milvusclient.Client {
+func (e twoClusters) sdkClient(t testing.TB, db string, log *rpcLog) *milvusclient.Client {
 	t.Helper()
-	creds := credentials.NewTLS(&tls.Config{RootCAs: e.lb.CA.Pool(), ServerName: serverName, MinVersion: tls.VersionTLS12})
+	creds := credentials.NewTLS(&tls.Config{RootCAs: e.LB.CA.Pool(), ServerName: serverName, MinVersion: tls.VersionTLS12})
 	opts := append(slices.Clone(milvusclient.DefaultGrpcOpts), grpc.WithTransportCredentials(creds))
 	if log != nil {
 		opts = append(opts, grpc.WithStatsHandler(log))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := milvusclient.New(ctx, &milvusclient.ClientConfig{Address: e.addr, DBName: db, DialOptions: opts})
+	c, err := milvusclient.New(ctx, &milvusclient.ClientConfig{Address: e.Addr, DBName: db, DialOptions: opts})
 	if err != nil {
 		t.Fatalf("Go SDK client (db %q) through l7lb: %v", db, err)
 	}
@@ -300,10 +212,10 @@ func createLoaded(t testing.TB, cl *fakemilvus.Cluster, db, name string, rows in
 
 // dialEcho opens a plain gRPC connection to l7lb (TLS, server name) for
 // the fake clusters' echo service.
-func (e *twoClusters) dialEcho(t testing.TB) *echo.Client {
+func (e twoClusters) dialEcho(t testing.TB) *echo.Client {
 	t.Helper()
-	creds := credentials.NewTLS(&tls.Config{RootCAs: e.lb.CA.Pool(), ServerName: serverName})
-	cc, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(creds))
+	creds := credentials.NewTLS(&tls.Config{RootCAs: e.LB.CA.Pool(), ServerName: serverName})
+	cc, err := grpc.NewClient(e.Addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}

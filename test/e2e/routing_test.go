@@ -84,14 +84,14 @@ func countBy(rpcs []rpc, method string) (byCluster map[string]int, failed int) {
 func TestWeightedForward80to20(t *testing.T) {
 	doc := routingIngress(weightedAction("split", 80, 20), pathTo("/", "split"))
 	e := startTwoClusters(t, doc)
-	createLoaded(t, e.one, "", "books", 10)
-	createLoaded(t, e.two, "", "books", 10)
+	createLoaded(t, e.One, "", "books", 10)
+	createLoaded(t, e.Two, "", "books", 10)
 	var log rpcLog
 	c := e.sdkClient(t, "", &log)
 	ctx := ctxT(t, 2*time.Minute)
 
 	const n, workers = 4000, 4
-	before1, before2, base := served(e.one), served(e.two), log.len()
+	before1, before2, base := served(e.One), served(e.Two), log.len()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -124,7 +124,7 @@ func TestWeightedForward80to20(t *testing.T) {
 	// the SDK adds a DescribeCollection of its own before its first
 	// search of a collection).
 	all, _ := countBy(log.snapshot()[base:], "")
-	if d1, d2 := served(e.one)-before1, served(e.two)-before2; d1 != int64(all[clusterOne]) || d2 != int64(all[clusterTwo]) {
+	if d1, d2 := served(e.One)-before1, served(e.Two)-before2; d1 != int64(all[clusterOne]) || d2 != int64(all[clusterTwo]) {
 		t.Errorf("clusters counted %d and %d RPCs, trailers say %d and %d", d1, d2, all[clusterOne], all[clusterTwo])
 	}
 	if math.Abs(share-0.8) > 0.03 {
@@ -142,8 +142,8 @@ func TestWeightChangeUnderLoad(t *testing.T) {
 		return routingIngress(weightedAction("blue-green", one, two), pathTo("/", "blue-green"))
 	}
 	e := startTwoClusters(t, docFor(100, 0))
-	createLoaded(t, e.one, "", "books", 10)
-	createLoaded(t, e.two, "", "books", 10)
+	createLoaded(t, e.One, "", "books", 10)
+	createLoaded(t, e.Two, "", "books", 10)
 	var log rpcLog
 	const clients = 4
 	cs := make([]*milvusclient.Client, clients)
@@ -192,11 +192,11 @@ func TestWeightChangeUnderLoad(t *testing.T) {
 	}
 	waitRPCs(500)
 	at50 := time.Now()
-	e.reload(t, docFor(50, 50))
+	e.Reload(t, docFor(50, 50))
 	after50 := time.Now()
 	waitRPCs(1500)
 	at0 := time.Now()
-	e.reload(t, docFor(0, 100))
+	e.Reload(t, docFor(0, 100))
 	after0 := time.Now()
 	waitRPCs(500)
 	close(stop)
@@ -270,8 +270,8 @@ func TestDBNameRouting(t *testing.T) {
       [{"field":"http-header","httpHeaderConfig":{"httpHeaderName":"dbname","values":["analytics"]}}]`,
 		pathTo("/", "milvus-two"), pathTo("/", "milvus-demo"))
 	e := startTwoClusters(t, doc)
-	createLoaded(t, e.one, "", "books", 10)
-	createLoaded(t, e.two, "analytics", "events", 10)
+	createLoaded(t, e.One, "", "books", 10)
+	createLoaded(t, e.Two, "analytics", "events", 10)
 	var defLog, anaLog, switchLog rpcLog
 	def := e.sdkClient(t, "", &defLog)
 	ana := e.sdkClient(t, "analytics", &anaLog)
@@ -327,8 +327,8 @@ func TestCollectionRouting(t *testing.T) {
       [{"field":"collection","collectionConfig":{"values":["moved"]}}]`,
 		pathTo("/", "milvus-two"), pathTo("/", "milvus-demo"))
 	e := startTwoClusters(t, doc)
-	createLoaded(t, e.one, "", "books", 10)
-	createLoaded(t, e.two, "", "moved", 10)
+	createLoaded(t, e.One, "", "books", 10)
+	createLoaded(t, e.Two, "", "moved", 10)
 	var log rpcLog
 	c := e.sdkClient(t, "", &log)
 	ctx := ctxT(t, 2*time.Minute)
@@ -418,11 +418,11 @@ func TestFixedResponseGRPC(t *testing.T) {
       {"type":"fixed-response","fixedResponseConfig":{"contentType":"text/plain","statusCode":"503","messageBody":"down for maintenance"}}`,
 		pathTo("/milvus.proto.milvus.MilvusService/DropCollection", "maintenance"), pathTo("/", "milvus-demo"))
 	e := startTwoClusters(t, doc)
-	createLoaded(t, e.one, "", "books", 10)
+	createLoaded(t, e.One, "", "books", 10)
 	var log rpcLog
 	c := e.sdkClient(t, "", &log)
 	ctx := ctxT(t, time.Minute)
-	before := served(e.one) + served(e.two)
+	before := served(e.One) + served(e.Two)
 	// The Go SDK retries UNAVAILABLE six times over about 22 s (backoff
 	// 60 ms × 3^attempt); one attempt is enough to see the status.
 	err := c.DropCollection(ctx, milvusclient.NewDropCollectionOption("books"), grpc_retry.WithMax(1))
@@ -434,7 +434,7 @@ func TestFixedResponseGRPC(t *testing.T) {
 	if rpcs := log.snapshot(); len(rpcs) == 0 || rpcs[len(rpcs)-1].method != "DropCollection" || status.Code(rpcs[len(rpcs)-1].err) != codes.Unavailable {
 		t.Errorf("the last RPC on the wire is not the failed DropCollection: %+v", rpcs[max(0, len(rpcs)-1):])
 	}
-	if d := served(e.one) + served(e.two) - before; d != 0 {
+	if d := served(e.One) + served(e.Two) - before; d != 0 {
 		t.Errorf("the clusters served %d RPCs; a fixed response reaches none", d)
 	}
 	if ok, err := c.HasCollection(ctx, milvusclient.NewHasCollectionOption("books")); err != nil || !ok {
