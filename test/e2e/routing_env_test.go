@@ -11,12 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/milvus-io/milvus/client/v2/entity"
-	"github.com/milvus-io/milvus/client/v2/index"
 	"github.com/milvus-io/milvus/client/v2/milvusclient"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -151,65 +148,6 @@ func (e twoClusters) sdkClient(t testing.TB, db string, log *rpcLog) *milvusclie
 	return c
 }
 
-// directClient connects the Go SDK straight to a cluster's first replica
-// (h2c), bypassing l7lb: for setting data up.
-func directClient(t testing.TB, cl *fakemilvus.Cluster) *milvusclient.Client {
-	t.Helper()
-	opts := append(slices.Clone(milvusclient.DefaultGrpcOpts), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := milvusclient.New(ctx, &milvusclient.ClientConfig{Address: cl.Addrs()[0], DialOptions: opts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) }) //nolint:errcheck // end of test
-	return c
-}
-
-const testDim = 4
-
-// createLoaded creates collection name in database db ("" is default) on
-// cluster cl, with rows rows (id, vector), a FLAT index, and loads it.
-func createLoaded(t testing.TB, cl *fakemilvus.Cluster, db, name string, rows int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c := directClient(t, cl)
-	if db != "" {
-		if err := c.CreateDatabase(ctx, milvusclient.NewCreateDatabaseOption(db)); err != nil && !strings.Contains(err.Error(), "already exist") {
-			t.Fatalf("create database %s: %v", db, err)
-		}
-		if err := c.UseDatabase(ctx, milvusclient.NewUseDatabaseOption(db)); err != nil {
-			t.Fatalf("use database %s: %v", db, err)
-		}
-	}
-	schema := entity.NewSchema().WithName(name).
-		WithField(entity.NewField().WithName("id").WithDataType(entity.FieldTypeInt64).WithIsPrimaryKey(true)).
-		WithField(entity.NewField().WithName("vector").WithDataType(entity.FieldTypeFloatVector).WithDim(testDim))
-	if err := c.CreateCollection(ctx, milvusclient.NewCreateCollectionOption(name, schema)); err != nil {
-		t.Fatalf("create collection %s.%s: %v", db, name, err)
-	}
-	ids, vecs := rowsOf(0, rows)
-	if _, err := c.Insert(ctx, milvusclient.NewColumnBasedInsertOption(name).
-		WithInt64Column("id", ids).WithFloatVectorColumn("vector", testDim, vecs)); err != nil {
-		t.Fatalf("insert into %s.%s: %v", db, name, err)
-	}
-	it, err := c.CreateIndex(ctx, milvusclient.NewCreateIndexOption(name, "vector", index.NewFlatIndex(entity.L2)))
-	if err == nil {
-		err = it.Await(ctx)
-	}
-	if err != nil {
-		t.Fatalf("index %s.%s: %v", db, name, err)
-	}
-	lt, err := c.LoadCollection(ctx, milvusclient.NewLoadCollectionOption(name))
-	if err == nil {
-		err = lt.Await(ctx)
-	}
-	if err != nil {
-		t.Fatalf("load %s.%s: %v", db, name, err)
-	}
-}
-
 // dialEcho opens a plain gRPC connection to l7lb (TLS, server name) for
 // the fake clusters' echo service.
 func (e twoClusters) dialEcho(t testing.TB) *echo.Client {
@@ -223,13 +161,9 @@ func (e twoClusters) dialEcho(t testing.TB) *echo.Client {
 	return echo.NewClient(cc)
 }
 
-// rowsOf returns n rows with ids from+1 on.
-func rowsOf(from, n int) ([]int64, [][]float32) {
-	ids := make([]int64, n)
-	vecs := make([][]float32, n)
-	for i := range ids {
-		ids[i] = int64(from + i + 1)
-		vecs[i] = []float32{float32(from + i), 1, 2, 3}
-	}
-	return ids, vecs
-}
+const testDim = lbtest.SeedDim
+
+var (
+	createLoaded = lbtest.CreateLoaded
+	rowsOf       = lbtest.SeedRows
+)
