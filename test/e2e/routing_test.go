@@ -386,6 +386,26 @@ func TestCollectionRouting(t *testing.T) {
 		t.Errorf("too few RPCs counted: %v", by)
 	}
 
+	// Large inserts (160 000 rows, about 3.8 MiB: many DATA frames): the
+	// held request's first frame names the collection, the rest follows.
+	const bigRows = 160_000
+	bigIDs, big := rowsOf(1_000_000, bigRows)
+	for _, name := range []string{"books", "moved"} {
+		res, err := c.Insert(ctx, milvusclient.NewColumnBasedInsertOption(name).WithInt64Column("id", bigIDs).WithFloatVectorColumn("vector", testDim, big))
+		if err != nil {
+			t.Fatalf("large insert into %s: %v", name, err)
+		}
+		if res.InsertCount != bigRows {
+			t.Errorf("large insert into %s: %d rows, want %d", name, res.InsertCount, bigRows)
+		}
+	}
+	if got := e.One.Engine().RowsWritten("default", "books"); got < bigRows {
+		t.Errorf("cluster one has %d rows written in books, want the large insert's", got)
+	}
+	if got := e.Two.Engine().RowsWritten("default", "moved"); got < bigRows {
+		t.Errorf("cluster two has %d rows written in moved, want the large insert's", got)
+	}
+
 	// Streams of another service (the clusters' echo service) name no
 	// collection: routed at once to the default rule, never held.
 	ec := e.dialEcho(t)
