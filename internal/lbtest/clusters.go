@@ -24,32 +24,15 @@ const (
 	ServiceTwo = "milvus/milvus-two"
 )
 
-// RoutingIngress is the seed's Ingress (TLS on 443 with the Placeholder
-// certificate, host ServerName, gRPC to ip targets) with annotations
-// (lines indented four spaces) and paths (see Path) in its one rule.
+// RoutingIngress is the seed's Ingress (internet-facing, TLS on 443 with
+// the Placeholder certificate, host ServerName, gRPC to ip targets) with
+// annotations (lines indented four spaces) and paths (see Path) in its
+// one rule.
 func RoutingIngress(annotations string, paths ...string) string {
-	return `apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  namespace: milvus
-  name: milvus-demo
-  annotations:
-    alb.ingress.kubernetes.io/scheme: internet-facing
-    alb.ingress.kubernetes.io/backend-protocol-version: GRPC
-    alb.ingress.kubernetes.io/target-type: ip
-    alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":443}]'
-    alb.ingress.kubernetes.io/certificate-arn: "` + Placeholder + `"
-` + strings.TrimRight(annotations, "\n") + `
-spec:
-  ingressClassName: alb
-  rules:
-    - host: ` + ServerName + `
-      http:
-        paths:
-` + strings.Join(paths, "")
+	return ingressWith(`[{"HTTPS":443}]`, "    alb.ingress.kubernetes.io/scheme: internet-facing\n"+strings.TrimRight(annotations, "\n"), paths...)
 }
 
-// Path is one path of RoutingIngress: Prefix p, or Exact when p names a
+// Path is one path of an Ingress rule: Prefix p, or Exact when p names a
 // gRPC method ("/pkg.Service/Method"), to port 19530 of service
 // (milvus-demo or milvus-two), or to the actions.${service} annotation
 // (port use-annotation) for any other name.
@@ -67,7 +50,8 @@ func Path(p, service string) string {
           backend:
             service:
               name: %s
-              port: {%s}
+              port:
+                %s
 `, p, pathType, service, port)
 }
 

@@ -39,6 +39,12 @@ const Placeholder = "{{ARN}}"
 // listen-ports as given (e.g. `[{"HTTPS":443}]`) and then annotations,
 // lines indented as under metadata.annotations (four spaces), if any.
 func Ingress(listenPorts, annotations string) string {
+	return ingressWith(listenPorts, annotations, Path("/", "milvus-demo"))
+}
+
+// ingressWith is the seed's Ingress with listen-ports, annotations (lines
+// indented four spaces, may be empty) and paths (see Path) in its rule.
+func ingressWith(listenPorts, annotations string, paths ...string) string {
 	if annotations != "" {
 		annotations += "\n"
 	}
@@ -58,14 +64,7 @@ metadata:
     - host: ` + ServerName + `
       http:
         paths:
-        - path: /
-          pathType: Prefix
-          backend:
-            service:
-              name: milvus-demo
-              port:
-                number: 19530
-`
+` + strings.Join(paths, "")
 }
 
 // Certs is a private CA, a leaf for ServerName signed by it and a
