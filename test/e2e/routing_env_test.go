@@ -54,7 +54,7 @@ type rpc struct {
 	method     string // "Search"
 	collection string // the request's collection_name, if it has one
 	cluster    string // from the replica trailer; "" when no replica answered
-	start      time.Time
+	start, end time.Time
 	err        error
 }
 
@@ -91,7 +91,7 @@ func (l *rpcLog) HandleRPC(ctx context.Context, s stats.RPCStats) {
 			r.cluster, _, _ = strings.Cut(v[0], "/")
 		}
 	case *stats.End:
-		r.err = s.Error
+		r.err, r.end = s.Error, s.EndTime
 		l.mu.Lock()
 		l.rpcs = append(l.rpcs, *r)
 		l.mu.Unlock()
