@@ -33,6 +33,10 @@ const (
 type Options struct {
 	// Replicas is the number of replica listeners (default 3, or len(Ports)).
 	Replicas int
+	// Name, when set, prefixes the replicas' names ("<Name>/replica-<i>"),
+	// so that a test running two clusters behind one balancer can tell from
+	// the ReplicaHeader which cluster served an RPC.
+	Name string
 	// Host to listen on (default 127.0.0.1).
 	Host string
 	// Ports per replica; missing entries and 0 mean any free port.

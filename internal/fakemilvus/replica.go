@@ -56,7 +56,7 @@ type run struct {
 func newReplica(i int, addr string, opts *Options) *Replica {
 	r := &Replica{
 		index: i,
-		name:  fmt.Sprintf("replica-%d", i),
+		name:  replicaName(opts.Name, i),
 		opts:  opts,
 		addr:  addr,
 		echo:  echo.NewServer(),
@@ -66,7 +66,14 @@ func newReplica(i int, addr string, opts *Options) *Replica {
 	return r
 }
 
-// Name is "replica-<index>".
+func replicaName(cluster string, i int) string {
+	if cluster == "" {
+		return fmt.Sprintf("replica-%d", i)
+	}
+	return fmt.Sprintf("%s/replica-%d", cluster, i)
+}
+
+// Name is "replica-<index>", or "<Options.Name>/replica-<index>".
 func (r *Replica) Name() string { return r.name }
 
 // Addr is host:port; stable across Kill/Stop/Restart.

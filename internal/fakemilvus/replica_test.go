@@ -2,6 +2,7 @@ package fakemilvus
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -244,5 +245,25 @@ func TestStartValidation(t *testing.T) {
 				t.Errorf("err = %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestNamedClusterReplicaHeader: with Options.Name, replies name the
+// cluster too, so two clusters behind one balancer can be told apart.
+func TestNamedClusterReplicaHeader(t *testing.T) {
+	c := startCluster(t, Options{Replicas: 2, Name: "green"})
+	for i, r := range c.Replicas() {
+		want := fmt.Sprintf("green/replica-%d", i)
+		if r.Name() != want {
+			t.Errorf("Name() = %q, want %q", r.Name(), want)
+		}
+		var hdr metadata.MD
+		cc := dial(t, r.Addr())
+		if _, err := milvuspb.NewMilvusServiceClient(cc).GetVersion(testCtx(t), &milvuspb.GetVersionRequest{}, grpc.Header(&hdr)); err != nil {
+			t.Fatalf("GetVersion: %v", err)
+		}
+		if got := hdr.Get(ReplicaHeader); len(got) != 1 || got[0] != want {
+			t.Errorf("header %s = %q, want [%s]", ReplicaHeader, got, want)
+		}
 	}
 }

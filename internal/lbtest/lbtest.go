@@ -39,6 +39,12 @@ const Placeholder = "{{ARN}}"
 // listen-ports as given (e.g. `[{"HTTPS":443}]`) and then annotations,
 // lines indented as under metadata.annotations (four spaces), if any.
 func Ingress(listenPorts, annotations string) string {
+	return ingressWith(listenPorts, annotations, Path("/", "milvus-demo"))
+}
+
+// ingressWith is the seed's Ingress with listen-ports, annotations (lines
+// indented four spaces, may be empty) and paths (see Path) in its rule.
+func ingressWith(listenPorts, annotations string, paths ...string) string {
 	if annotations != "" {
 		annotations += "\n"
 	}
@@ -58,14 +64,7 @@ metadata:
     - host: ` + ServerName + `
       http:
         paths:
-        - path: /
-          pathType: Prefix
-          backend:
-            service:
-              name: milvus-demo
-              port:
-                number: 19530
-`
+` + strings.Join(paths, "")
 }
 
 // Certs is a private CA, a leaf for ServerName signed by it and a
@@ -152,12 +151,7 @@ func Start(t testing.TB, o Options) *LB {
 		}
 		cs = NewCerts(t, name)
 	}
-	doc := strings.ReplaceAll(o.Ingress, Placeholder, cs.ARN)
-	objs, _, err := manifest.Parse("ingress.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := ingress.Translate(objs, ingress.Options{Endpoints: o.Endpoints})
+	snap, err := translate(o.Ingress, cs.ARN, o.Endpoints)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,6 +191,31 @@ func StartWithCluster(t testing.TB, co fakemilvus.Options, o Options) (*LB, *fak
 		o.Endpoints = eps
 	}
 	return Start(t, o), cl
+}
+
+// Reload translates doc (Placeholder replaced by the certificate's ARN)
+// with endpoints and applies it to the running runtime, as `l7lb serve`
+// does when its file changes: listeners and connections stay, the new
+// routes apply to requests that start after it returns.
+func (l *LB) Reload(doc string, endpoints map[string][]config.Endpoint) error {
+	snap, err := translate(doc, l.ARN, endpoints)
+	if err != nil {
+		return err
+	}
+	if err := l.Runtime.Apply(snap); err != nil {
+		return err
+	}
+	l.Snapshot = snap
+	return nil
+}
+
+func translate(doc, arn string, endpoints map[string][]config.Endpoint) (*config.Snapshot, error) {
+	doc = strings.ReplaceAll(doc, Placeholder, arn)
+	objs, _, err := manifest.Parse("ingress.yaml", []byte(doc))
+	if err != nil {
+		return nil, err
+	}
+	return ingress.Translate(objs, ingress.Options{Endpoints: endpoints})
 }
 
 // Endpoints turns "host:port" addresses into ready endpoints.

@@ -43,17 +43,10 @@ type report struct {
 }
 
 func TestNodeSDKThroughL7LB(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("Node.js (`node`) is not on PATH: %v; install Node.js 20 or later, then %s", err, installHint)
-	}
+	node := requireNodeSDK(t)
 	dir, err := os.Getwd() // go test runs a package's tests in its directory: test/node
 	if err != nil {
 		t.Fatal(err)
-	}
-	sdkPkg := filepath.Join(dir, "node_modules", "@zilliz", "milvus2-sdk-node", "package.json")
-	if _, err := os.Stat(sdkPkg); err != nil {
-		t.Fatalf("the Milvus Node SDK is not installed in %s: %v; %s", filepath.Join(dir, "node_modules"), err, installHint)
 	}
 
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -132,6 +125,25 @@ func TestNodeSDKThroughL7LB(t *testing.T) {
 	if busy < 2 {
 		t.Errorf("%d RPCs reached %d of %d replicas; per-RPC balancing should use at least 2", total, busy, len(replicas))
 	}
+}
+
+// requireNodeSDK returns the path of `node`, and fails the test when
+// Node.js or the SDK (in test/node/node_modules) is missing.
+func requireNodeSDK(t *testing.T) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("Node.js (`node`) is not on PATH: %v; install Node.js 20 or later, then %s", err, installHint)
+	}
+	dir, err := os.Getwd() // go test runs a package's tests in its directory: test/node
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdkPkg := filepath.Join(dir, "node_modules", "@zilliz", "milvus2-sdk-node", "package.json")
+	if _, err := os.Stat(sdkPkg); err != nil {
+		t.Fatalf("the Milvus Node SDK is not installed in %s: %v; %s", filepath.Join(dir, "node_modules"), err, installHint)
+	}
+	return node
 }
 
 // lastJSONLine decodes the last non-empty line of out.
