@@ -132,7 +132,16 @@ func BenchmarkRouteByCollection(b *testing.B) {
 			srv, g := newTestServer(b, rawTarget(b, 1024), Limits{})
 			table := route.Compile(tc.rules, func(string) *targetgroup.Group { return g })
 			srv.opts.Routes = func() *proxy.Table { return table }
+			if table.NeedsBody() != (tc.name == "collection") {
+				b.Fatalf("table reads bodies: %v", table.NeedsBody())
+			}
+			before := g.Targets()[0].Served.Load()
 			driveUnary(b, srv, req)
+			// Every RPC went to the target: none was answered by l7lb,
+			// which would make the figures meaningless.
+			if n := g.Targets()[0].Served.Load() - before; n != uint64(b.N) {
+				b.Fatalf("%d of %d RPCs reached the target", n, b.N)
+			}
 		})
 	}
 }
