@@ -31,7 +31,9 @@ func TestValidateTrustStore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("truststore create: %v\n%s", err, out)
 	}
-	var created struct{ TrustStores []struct{ TrustStoreArn string } }
+	var created struct {
+		TrustStores []struct{ TrustStoreArn string }
+	}
 	if err := json.Unmarshal(out, &created); err != nil || len(created.TrustStores) != 1 {
 		t.Fatalf("truststore create printed %s (%v)", out, err)
 	}
