@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/l7lb/l7lb/internal/truststore"
 )
 
 // runValidate checks files exactly as serve would load them: exit 0 when
@@ -22,7 +24,15 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "l7lb validate:", err)
 		return 1
 	}
-	snap, warnings, err := sf.source.load(store.Has)
+	// The trust stores are checked as serve checks them: a verify entry
+	// of mutual-authentication naming one that is not there would make
+	// serve refuse the configuration, so validate must refuse it too.
+	trust, err := truststore.Open(store.Dir())
+	if err != nil {
+		fmt.Fprintln(stderr, "l7lb validate:", err)
+		return 1
+	}
+	snap, warnings, err := sf.source.load(store.Has, trust.Has)
 	for _, w := range warnings {
 		fmt.Fprintln(stderr, "warning:", w.Error())
 	}

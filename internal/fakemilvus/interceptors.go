@@ -45,11 +45,16 @@ func (s *transportStream) SendHeader(md metadata.MD) error {
 	return s.ServerTransportStream.SendHeader(s.m.join(md))
 }
 
-// begin counts the RPC and returns the per-RPC header state.
-func (r *Replica) begin(method string) *replicaMD {
+// begin counts the RPC, records its incoming metadata and returns the
+// per-RPC header state.
+func (r *Replica) begin(ctx context.Context, method string) *replicaMD {
 	if strings.HasPrefix(method, healthPrefix) {
 		r.healthChecks.Add(1)
 	} else {
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			md = md.Copy()
+			r.lastMD.Store(&md)
+		}
 		r.served.Add(1)
 	}
 	return &replicaMD{md: metadata.Pairs(ReplicaHeader, r.name)}
@@ -72,7 +77,7 @@ func (r *Replica) delay(ctx context.Context) error {
 }
 
 func (r *Replica) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	m := r.begin(info.FullMethod)
+	m := r.begin(ctx, info.FullMethod)
 	if sts := grpc.ServerTransportStreamFromContext(ctx); sts != nil {
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &transportStream{ServerTransportStream: sts, m: m})
 	}
@@ -121,8 +126,8 @@ func (s *serverStream) SendMsg(msg any) error {
 }
 
 func (r *Replica) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	m := r.begin(info.FullMethod)
 	ctx := ss.Context()
+	m := r.begin(ctx, info.FullMethod)
 	if sts := grpc.ServerTransportStreamFromContext(ctx); sts != nil {
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &transportStream{ServerTransportStream: sts, m: m})
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/l7lb/l7lb/internal/fakemilvus/echo"
 )
@@ -33,6 +34,10 @@ type Replica struct {
 	notServing   atomic.Bool // inverted so the zero value is "serving"
 	notReady     atomic.Bool
 	latency      atomic.Int64 // time.Duration
+	// lastMD is the incoming metadata of the last non-health RPC, so that
+	// a test can see what a proxy in front added (x-forwarded-for, the
+	// X-Amzn-Mtls-* headers).
+	lastMD atomic.Pointer[metadata.MD]
 
 	mu       sync.Mutex
 	addr     string // fixed after the first listen so Restart reuses the port
@@ -87,6 +92,15 @@ func (r *Replica) Addr() string {
 // restarts. grpc.health.v1 probes are not counted (see HealthChecks), so a
 // balancer's health checking does not skew load-split assertions.
 func (r *Replica) Served() int64 { return r.served.Load() }
+
+// LastMetadata is a copy of the incoming metadata of the last RPC this
+// replica served (health checks aside), or nil if it served none.
+func (r *Replica) LastMetadata() metadata.MD {
+	if md := r.lastMD.Load(); md != nil {
+		return md.Copy()
+	}
+	return nil
+}
 
 // HealthChecks counts grpc.health.v1 calls.
 func (r *Replica) HealthChecks() int64 { return r.healthChecks.Load() }

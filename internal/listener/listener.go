@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,6 +28,11 @@ import (
 
 const (
 	handshakeTimeout = 10 * time.Second
+	// lingerTimeout and lingerMax bound how long, and how many bytes, a
+	// connection whose handshake failed is drained after its alert (see
+	// lingerClose); the slot it holds under --max-conns is held as long.
+	lingerTimeout = time.Second
+	lingerMax     = 256 << 10
 	// clientPreface is what an HTTP/2 client sends first (RFC 9113 §3.4).
 	clientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 )
@@ -486,6 +492,9 @@ func (l *Listener) handle(raw net.Conn) {
 		}
 		if err != nil {
 			l.opts.Log.Debug("TLS handshake failed", "client", raw.RemoteAddr().String(), "error", err)
+			if !isTimeout(err) {
+				lingerClose(raw, lingerTimeout, lingerMax)
+			}
 			return
 		}
 		c = tc
@@ -573,4 +582,32 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// lingerClose ends a connection whose TLS handshake failed after the alert
+// was written. A TLS 1.3 client ends its side of the handshake before the
+// server has checked its certificate and (gRPC does) writes at once; if
+// l7lb closed the socket with those bytes unread, or while they are still
+// on their way, the kernel would answer with a reset, and the client
+// would report "broken pipe" or "connection reset" instead of the
+// certificate_required or bad_certificate alert. So l7lb half-closes
+// (the client reads the alert, then end of stream) and discards what the
+// client still sends, until it closes or for at most d and max bytes.
+func lingerClose(c net.Conn, d time.Duration, max int64) {
+	defer c.Close()
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	if c.SetReadDeadline(time.Now().Add(d)) != nil {
+		return
+	}
+	io.CopyN(io.Discard, c, max) //nolint:errcheck // EOF, the deadline or a reset all end the drain
+}
+
+// isTimeout reports whether a handshake ended for want of time (the client
+// sent nothing more): there is nothing to drain then.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }

@@ -30,7 +30,18 @@ from grpc._cython import cygrpc
 REPLICA_HEADER = "x-milvus-replica"
 
 
-def pymilvus_channel(target, server_name, server_pem_path):
+def read(path):
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def pymilvus_channel(target, server_name, server_pem_path, client_pem_path=None, client_key_path=None):
+    """pymilvus's channel; with client_pem_path and client_key_path it is
+    connect(..., client_pem_path=, client_key_path=, ca_pem_path=), which
+    passes them to grpc.ssl_channel_credentials as certificate_chain and
+    private_key (mutual TLS)."""
     opts = [
         (cygrpc.ChannelArgKey.max_send_message_length, -1),
         (cygrpc.ChannelArgKey.max_receive_message_length, -1),
@@ -38,9 +49,9 @@ def pymilvus_channel(target, server_name, server_pem_path):
         ("grpc.keepalive_time_ms", 55000),
     ]
     opts.append(("grpc.ssl_target_name_override", server_name))
-    with open(server_pem_path, "rb") as f:
-        root_cert = f.read()
-    creds = grpc.ssl_channel_credentials(root_certificates=root_cert, private_key=None, certificate_chain=None)
+    creds = grpc.ssl_channel_credentials(root_certificates=read(server_pem_path),
+                                         private_key=read(client_key_path),
+                                         certificate_chain=read(client_pem_path))
     return grpc.secure_channel(target, creds, options=opts)
 
 
@@ -70,9 +81,33 @@ def in_flight(admin):
     return 0.0
 
 
+def mtls_main(plan):
+    """One mutual-TLS probe: open the channel with or without a client
+    certificate, wait for it to be ready (bounded), make one call, report."""
+    out = {"grpc_version": grpc.__version__}
+    channel = pymilvus_channel(plan["target"], plan["server_name"], plan["server_pem_path"],
+                               plan.get("client_pem_path"), plan.get("client_key_path"))
+    try:
+        grpc.channel_ready_future(channel).result(timeout=plan["ready_timeout"])
+        out["ready"] = True
+    except grpc.FutureTimeoutError:
+        out["ready"] = False
+    c = plan["call"]
+    try:
+        _, call = unary(channel, c["method"]).with_call(bytes.fromhex(c["request"]), timeout=5)
+        out.update(ok=True, code=call.code().name, replica=replica_of(call))
+    except grpc.RpcError as e:
+        out.update(ok=False, code=e.code().name, details=e.details())
+    channel.close()
+    print(json.dumps(out), flush=True)
+
+
 def main():
     with open(sys.argv[1]) as f:
         plan = json.load(f)
+    if plan.get("mode") == "mtls":
+        mtls_main(plan)
+        return
     out = {"grpc_version": grpc.__version__, "calls": []}
 
     def record(phase, method, code, replica="", size=0, seconds=0.0):

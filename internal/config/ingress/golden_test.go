@@ -41,6 +41,12 @@ var goldenCases = []struct {
 	{name: "ingressclass", files: []string{"ingressclass.yaml"}},
 	{name: "algorithms", files: []string{"algorithms.yaml"}},
 	{name: "tls-access", files: []string{"tls-access.yaml"}},
+	{name: "mtls-redirect", files: []string{"mtls-redirect.yaml"}, opts: func(*testing.T) Options {
+		// Both trust stores exist: the ARN of a-verify and the name "partners".
+		return Options{KnownTrustStore: func(ref string) bool {
+			return ref == "partners" || ref == "arn:l7lb:elasticloadbalancing:local:000000000000:truststore/clients/0123456789abcdef"
+		}}
+	}},
 	{name: "actions", files: []string{"actions.yaml"}},
 	{name: "conditions", files: []string{"conditions.yaml"}},
 }
