@@ -84,30 +84,48 @@ const (
 
 // Scan looks for field num (a length-delimited string) in msg, a message
 // without its 5-byte gRPC prefix, or the first part of one when whole is
-// false. The first occurrence wins: SDKs write the field once, and near
-// the start (protobuf-go writes fields in number order, protobufjs in
-// declaration order; either way collection_name comes before the vectors),
-// so a prefix is usually enough.
+// false. SDKs write the field once, near the start (protobuf-go writes
+// fields in number order, protobufjs in declaration order; either way
+// collection_name comes before the vectors), so a prefix is usually
+// enough. A crafted message may carry the field twice, and protobuf (so
+// Milvus) takes the last: Scan reads every field of the bytes it has and
+// returns the last occurrence among them. Only a message split before a
+// second occurrence can still differ, which is why a collection rule is
+// routing, not access control.
 func Scan(msg []byte, num protowire.Number, whole bool) (string, Result) {
+	var name []byte
+	found := false
 	for len(msg) > 0 {
 		n, typ, l := protowire.ConsumeTag(msg)
 		if l < 0 {
-			return "", failure(l, whole)
+			return scanEnd(name, found, failure(l, whole))
 		}
 		v := protowire.ConsumeFieldValue(n, typ, msg[l:])
 		if v < 0 {
-			return "", failure(v, whole)
+			return scanEnd(name, found, failure(v, whole))
 		}
 		if n == num && typ == protowire.BytesType {
-			b, _ := protowire.ConsumeBytes(msg[l:])
-			return string(b), Found
+			name, _ = protowire.ConsumeBytes(msg[l:])
+			found = true
 		}
 		msg = msg[l+v:]
 	}
-	if whole {
+	switch {
+	case found:
+		return string(name), Found
+	case whole:
 		return "", Absent
 	}
 	return "", More
+}
+
+// scanEnd is Scan's answer when the bytes end inside a field: the name
+// found before it, if any, unless the bytes are no protobuf at all.
+func scanEnd(name []byte, found bool, res Result) (string, Result) {
+	if found && res == More {
+		return string(name), Found
+	}
+	return "", res
 }
 
 // failure tells a message cut short (More, while it is not whole) from

@@ -1,6 +1,8 @@
 package collection
 
 import (
+	"bytes"
+	"compress/gzip"
 	"testing"
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
@@ -65,6 +67,8 @@ func TestScan(t *testing.T) {
 	cut := protowire.AppendTag(nil, num, protowire.BytesType)
 	cut = protowire.AppendVarint(cut, 5)
 	cut = append(cut, "boo"...)
+	twice := protowire.AppendTag(append([]byte(nil), full...), num, protowire.BytesType)
+	twice = protowire.AppendString(twice, "secret")
 	tests := []struct {
 		name  string
 		msg   []byte
@@ -73,6 +77,8 @@ func TestScan(t *testing.T) {
 		coll  string
 	}{
 		{"whole", full, true, Found, "books"},
+		{"the field twice: the last wins, as in protobuf", twice, true, Found, "secret"},
+		{"the field twice, the second cut off: the first so far", twice[:len(twice)-1], false, Found, "books"},
 		{"prefix with the name", full[:20], false, Found, "books"},
 		{"prefix cut inside the name", cut, false, More, ""},
 		{"whole message cut inside the name", cut, true, Malformed, ""},
@@ -87,5 +93,58 @@ func TestScan(t *testing.T) {
 		if r != tc.want || got != tc.coll {
 			t.Errorf("%s: Scan = %q, %v; want %q, %v", tc.name, got, r, tc.coll, tc.want)
 		}
+	}
+}
+
+// A gzip-compressed first message is read after inflating its start,
+// however little of it has arrived; bytes that are not gzip are Malformed.
+func TestScanGzip(t *testing.T) {
+	num, _ := Field(svc + "Search")
+	plain, err := proto.Marshal(&milvuspb.SearchRequest{CollectionName: "books", Dsl: string(make([]byte, 100<<10))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(plain)
+	zw.Close()
+	gz := append([]byte(nil), z.Bytes()...)
+	unnamed, _ := proto.Marshal(&milvuspb.SearchRequest{DbName: "d"})
+	z.Reset()
+	zw = gzip.NewWriter(&z)
+	zw.Write(unnamed)
+	zw.Close()
+	gzUnnamed := append([]byte(nil), z.Bytes()...)
+	for _, tc := range []struct {
+		name  string
+		msg   []byte
+		whole bool
+		want  Result
+	}{
+		{"whole", gz, true, Found},
+		{"first 40 bytes", gz[:40], false, Found},
+		{"header only", gz[:8], false, More},
+		{"nothing yet", nil, false, More},
+		{"whole, no name", gzUnnamed, true, Absent},
+		{"not gzip", []byte("this is not gzip at all"), true, Malformed},
+		{"not gzip, partial", []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff}, false, Malformed},
+	} {
+		name, res := ScanGzip(tc.msg, num, tc.whole, 64<<10)
+		if res != tc.want || (res == Found && name != "books") {
+			t.Errorf("%s: %q, %v; want %v", tc.name, name, res, tc.want)
+		}
+	}
+	// The name beyond the inflation limit: More while not whole (the
+	// caller's limit ends it), Absent once whole.
+	far, _ := proto.Marshal(&milvuspb.SearchRequest{DbName: string(make([]byte, 80<<10)), CollectionName: "books"})
+	z.Reset()
+	zw = gzip.NewWriter(&z)
+	zw.Write(far)
+	zw.Close()
+	if _, res := ScanGzip(z.Bytes(), num, false, 64<<10); res != More {
+		t.Errorf("name past the limit, partial: %v, want More", res)
+	}
+	if _, res := ScanGzip(z.Bytes(), num, true, 64<<10); res != Absent {
+		t.Errorf("name past the limit, whole: %v, want Absent", res)
 	}
 }

@@ -114,10 +114,6 @@ func (st *stream) holdData(data []byte, end bool) {
 	switch {
 	case len(b) == 0 && h.end:
 		res = collection.Absent // a request without messages
-	case len(b) >= 5 && b[0] != 0:
-		// A compressed message cannot be read without decompressing
-		// it; l7lb does not, and routes it as naming no collection.
-		res = collection.Absent
 	case len(b) >= 5:
 		size := uint64(binary.BigEndian.Uint32(b[1:5]))
 		msg := b[5:]
@@ -125,13 +121,25 @@ func (st *stream) holdData(data []byte, end bool) {
 		if whole {
 			msg = msg[:size]
 		}
-		name, res = collection.Scan(msg, h.num, whole)
+		if b[0] == 0 {
+			name, res = collection.Scan(msg, h.num, whole)
+			break
+		}
+		// Compressed: gzip is read by inflating the message's start.
+		// Any other encoding l7lb cannot read, and routing it as naming
+		// no collection would send it to the wrong cluster: say so.
+		if enc := h.req.header("grpc-encoding"); enc != "gzip" {
+			st.failHeld(len(b), codes.Unimplemented, fmt.Sprintf(
+				"l7lb: a rule routes by collection, and this request's first message is compressed (grpc-encoding %q), which l7lb reads only with gzip; send it uncompressed or with gzip", enc))
+			return
+		}
+		name, res = collection.ScanGzip(msg, h.num, whole, HoldLimit)
 	}
 	switch {
 	case res == collection.Found || res == collection.Absent:
 		st.routeHeld(name, b)
 	case res == collection.Malformed:
-		st.failHeld(len(b), codes.Internal, "l7lb: the request's first message is not a valid protobuf message; cannot read its collection_name")
+		st.failHeld(len(b), codes.Internal, "l7lb: the request's first message is not a valid (gzip-compressed, if flagged) protobuf message; cannot read its collection_name")
 	case h.end:
 		st.failHeld(len(b), codes.Internal, "l7lb: the request ended inside its first message")
 	case len(b) > HoldLimit:

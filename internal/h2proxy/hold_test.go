@@ -2,12 +2,14 @@ package h2proxy
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
+	_ "google.golang.org/grpc/encoding/gzip" // the targets read gzip requests
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
@@ -355,9 +358,12 @@ func TestHoldRoutesByCollection(t *testing.T) {
 			hc.data(id, grpcFrame(false, moved), 1<<14, false)
 			hc.data(id, nil, 1, true)
 		}, "b", moved},
-		{"compressed message: no collection read", searchPath, func(hc *holdClient, id uint32) {
-			hc.data(id, grpcFrame(true, moved), 1<<14, true)
-		}, "a", nil},
+		{"gzip-compressed message", searchPath, func(hc *holdClient, id uint32) {
+			hc.data(id, grpcFrame(true, gzipped(t, moved)), 1<<14, true)
+		}, "b", moved},
+		{"gzip-compressed, 3 bytes per frame", searchPath, func(hc *holdClient, id uint32) {
+			hc.data(id, grpcFrame(true, gzipped(t, books)), 3, true)
+		}, "a", books},
 		{"no message: empty DATA ends the request", searchPath, func(hc *holdClient, id uint32) {
 			hc.data(id, nil, 1, true)
 		}, "a", nil},
@@ -372,7 +378,11 @@ func TestHoldRoutesByCollection(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			hc := dialHold(t, e.addr)
 			beforeA, beforeB := len(e.a.received()), len(e.b.received())
-			hc.headers(1, tc.path, tc.send == nil)
+			var extra [][2]string
+			if strings.HasPrefix(tc.name, "gzip") {
+				extra = append(extra, [2]string{"grpc-encoding", "gzip"})
+			}
+			hc.headers(1, tc.path, tc.send == nil, extra...)
 			if tc.send != nil {
 				tc.send(hc, 1)
 			}
@@ -404,6 +414,19 @@ func TestHoldRoutesByCollection(t *testing.T) {
 			e.settled(t)
 		})
 	}
+}
+
+func gzipped(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return z.Bytes()
 }
 
 func lenFirst(m [][]byte) int {
@@ -441,6 +464,15 @@ func TestHoldFailures(t *testing.T) {
 		{"trailers inside the first message", nil, func(hc *holdClient, id uint32) {
 			hc.data(id, moved[:cut], 64, false)
 			hc.trailers(id)
+		}, "13"},
+		{"compressed with an encoding l7lb cannot read", [][2]string{{"grpc-encoding", "snappy"}}, func(hc *holdClient, id uint32) {
+			hc.data(id, grpcFrame(true, moved[5:]), 64, false)
+		}, "12"},
+		{"compressed flag without an encoding", nil, func(hc *holdClient, id uint32) {
+			hc.data(id, grpcFrame(true, moved[5:]), 64, false)
+		}, "12"},
+		{"gzip flagged, not gzip", [][2]string{{"grpc-encoding", "gzip"}}, func(hc *holdClient, id uint32) {
+			hc.data(id, grpcFrame(true, []byte("definitely not a gzip stream")), 64, false)
 		}, "13"},
 		{"not protobuf", nil, func(hc *holdClient, id uint32) {
 			hc.data(id, grpcFrame(false, []byte{0, 1, 2, 3}), 64, false)

@@ -150,3 +150,14 @@ func forwardableResponse(name string) bool {
 	}
 	return true
 }
+
+// header returns the first value of a regular header field (name in
+// lower case), or "".
+func (r *request) header(name string) string {
+	for _, f := range r.fields {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}
