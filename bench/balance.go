@@ -49,6 +49,13 @@ type balanceParams struct {
 
 	EqualWarmup   time.Duration `json:"equal_warmup"`
 	EqualDuration time.Duration `json:"equal_window"`
+	// EqualRate paces the equal scenario at this many RPCs per second in
+	// all (0: back to back). CPU per RPC falls as the RPS rises (writes
+	// and wake-ups are shared by more RPCs), so algorithms compared at
+	// whatever RPS each reached differ by their RPS as much as by their
+	// cost; at one fixed rate below every balancer's capacity they do
+	// the same work, and the CPU per RPC compares the algorithms.
+	EqualRate float64 `json:"equal_rate_rps,omitempty"`
 
 	SlowDuration time.Duration `json:"slow_duration"` // from the first RPC
 	SlowSettle   time.Duration `json:"slow_settle"`   // the share is also reported after this
@@ -65,7 +72,7 @@ type balanceParams struct {
 
 var defaultBalanceParams = balanceParams{
 	InFlight: 32, ReqSize: 3 << 10, ReplySize: 1 << 10,
-	EqualWarmup: time.Second, EqualDuration: 5 * time.Second,
+	EqualWarmup: time.Second, EqualDuration: 5 * time.Second, EqualRate: 5000,
 	SlowDuration: 6 * time.Second, SlowSettle: time.Second, SlowDelay: 20 * time.Millisecond,
 	HungDuration: 12 * time.Second, HungStopAt: 2 * time.Second, HungDeadline: 2 * time.Second,
 	CallDeadline: 10 * time.Second, Sample: 250 * time.Millisecond, HealthWait: 15 * time.Second,
@@ -189,7 +196,8 @@ type balanceLoad struct {
 }
 
 // atStart runs once the connection is up, just before the clock starts.
-func startBalanceLoad(t Target, p balanceParams, deadline, dur time.Duration, atStart func()) (*balanceLoad, error) {
+// rate > 0 paces the workers to that many RPCs per second in all.
+func startBalanceLoad(t Target, p balanceParams, deadline, dur time.Duration, rate float64, atStart func()) (*balanceLoad, error) {
 	ccs, err := dialTargets(t, 1)
 	if err != nil {
 		return nil, err
@@ -213,12 +221,43 @@ func startBalanceLoad(t Target, p balanceParams, deadline, dur time.Duration, at
 	}
 	l := &balanceLoad{t0: time.Now(), recs: make([][]callRec, p.InFlight), cc: cc}
 	stopAt := l.t0.Add(dur)
+	var tokens chan struct{}
+	if rate > 0 {
+		// One token per RPC, released every millisecond in proportion
+		// to the time passed; a worker takes one before each RPC. The
+		// buffer holds at most one token per worker, so a stall is not
+		// followed by a burst.
+		tokens = make(chan struct{}, p.InFlight)
+		go func() {
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			released := 0.0
+			for now := range tick.C {
+				if !now.Before(stopAt) {
+					return
+				}
+				due := now.Sub(l.t0).Seconds() * rate
+				for ; released < due; released++ {
+					select {
+					case tokens <- struct{}{}:
+					default: // every worker is busy or has one: drop
+					}
+				}
+			}
+		}()
+	}
 	for i := 0; i < p.InFlight; i++ {
 		l.wg.Add(1)
 		go func(i int) {
 			defer l.wg.Done()
 			recs := make([]callRec, 0, 4096)
 			for n := 0; n < maxOpsPerWorker; n++ {
+				if tokens != nil {
+					select {
+					case <-tokens:
+					case <-time.After(time.Until(stopAt)):
+					}
+				}
 				t0 := time.Now()
 				if !t0.Before(stopAt) {
 					break
@@ -589,7 +628,11 @@ func measureBalance(e *env, v balancerVariant, sc string, p balanceParams, runNo
 	for at := p.Sample; at < dur && len(evs) < 10000; at += p.Sample {
 		evs = append(evs, event{at, func() { sample(300 * time.Millisecond) }})
 	}
-	l, err = startBalanceLoad(bal.target(&me), p, deadline, dur, func() {
+	rate := 0.0
+	if sc == "equal" {
+		rate = p.EqualRate
+	}
+	l, err = startBalanceLoad(bal.target(&me), p, deadline, dur, rate, func() {
 		if winFrom == 0 {
 			// the window opens with the load
 			cpuNow(&cpu0)
@@ -851,6 +894,9 @@ func balanceCommand(cfg config) string {
 	}
 	if cfg.L7LBBin != "" {
 		b.WriteString(" -l7lb-bin " + cfg.L7LBBin)
+	}
+	if r := defaultBalanceParams.EqualRate; r != 5000 && slices.Contains(cfg.Balance, "equal") {
+		fmt.Fprintf(&b, " -equal-rate %g", r)
 	}
 	if cfg.Out != "" {
 		b.WriteString(" -out " + cfg.Out)
@@ -1146,7 +1192,11 @@ func (r *balanceReport) markdown(scs []string) string {
 	for _, sc := range scs {
 		switch sc {
 		case "equal":
-			fmt.Fprintf(&b, "\n#### equal\n\nThree equal replicas; %v warm-up, then a %v window.\n\n", p.EqualWarmup, p.EqualDuration)
+			pace := "back to back"
+			if p.EqualRate > 0 {
+				pace = fmt.Sprintf("paced at %.0f RPC/s in all, so that every balancer does the same work and CPU per RPC compares the algorithms", p.EqualRate)
+			}
+			fmt.Fprintf(&b, "\n#### equal\n\nThree equal replicas; %v warm-up, then a %v window; load %s.\n\n", p.EqualWarmup, p.EqualDuration, pace)
 			b.WriteString("| balancer | run | RPS | p50 ms | p99 ms | CPU µs/RPC | CPU vs l7lb-rr | split (RPCs per backend) | max deviation from even | errors |\n|---|---|---|---|---|---|---|---|---|---|\n")
 			for _, rec := range r.Records {
 				if rec.Scenario != sc || failedRow(rec, 10) {
