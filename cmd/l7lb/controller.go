@@ -28,7 +28,7 @@ func runController(ctx context.Context, args []string, _, stderr io.Writer) int 
 	classes.split, publish.split = true, true
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file (default: in-cluster configuration)")
 	namespace := fs.String("namespace", podNamespace(), "l7lb's own namespace: the Lease and the certificate store's Secrets")
-	certNS := fs.String("cert-namespace", "", "namespace of the certificate store's Secrets (default --namespace)")
+	certNS := fs.String("cert-namespace", "", "namespace of the certificate and trust store Secrets (default --namespace)")
 	fs.Var(&classes, "class", "also serve these ingress classes, comma-separated, e.g. alb for the seed's ingress.yaml (IngressClasses with controller "+controller.ControllerName+" are always served)")
 	fs.Var(&publish, "publish-address", "IPs or host names to write into status.loadBalancer, comma-separated")
 	publishSvc := fs.String("publish-service", "", "NAMESPACE/NAME of l7lb's Service whose load-balancer addresses go into status (when --publish-address is not given)")
@@ -68,7 +68,7 @@ func runController(ctx context.Context, args []string, _, stderr io.Writer) int 
 		log.Error("controller", "error", err)
 		return 1
 	}
-	rtOpts := runtime.Options{Log: log, Certs: ctl.Certificates(), Bind: bind, IdleTimeout: sf.idle}
+	rtOpts := runtime.Options{Log: log, Certs: ctl.Certificates(), TrustStores: ctl.TrustStores(), Bind: bind, IdleTimeout: sf.idle}
 	sf.limits.apply(&rtOpts, log)
 	rt := runtime.New(rtOpts)
 	if *healthAddr != "" {
