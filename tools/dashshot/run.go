@@ -48,14 +48,21 @@ type live struct {
 	addr    string // the HTTPS listener
 	admin   string
 	cmd     *exec.Cmd
-	logs    strings.Builder
-	logMu   sync.Mutex
+	logs    lbtest.Buffer // l7lb's stderr
 }
 
-func (l *live) Write(p []byte) (int, error) {
-	l.logMu.Lock()
-	defer l.logMu.Unlock()
-	return l.logs.Write(p)
+// every calls f every d until ctx ends, with a count of the calls.
+func every(ctx context.Context, d time.Duration, f func(i int)) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		f(i)
+	}
 }
 
 // startLive starts three fakemilvus replicas with different latencies and
@@ -105,7 +112,7 @@ func startLive(ctx context.Context, binary, dir string) (*live, error) {
 		"--endpoints", lbtest.Service+"="+strings.Join(cl.Addrs(), ","),
 		"--listen", "443=127.0.0.1:0", "--addr-file", addrFile, "--admin", l.admin,
 		"--max-conns", fmt.Sprint(maxConns), "--drain-timeout", "2s")
-	l.cmd.Stderr = l
+	l.cmd.Stderr = &l.logs
 	l.cmd.WaitDelay = 5 * time.Second
 	if err := l.cmd.Start(); err != nil {
 		cl.Close()
@@ -157,14 +164,7 @@ func (l *live) traffic(ctx context.Context, d time.Duration) error {
 		defer cc.Close()
 		mc := milvuspb.NewMilvusServiceClient(cc)
 		wg.Go(func() {
-			tick := time.NewTicker(time.Duration(8+4*w) * time.Millisecond)
-			defer tick.Stop()
-			for i := 0; ; i++ {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
+			every(ctx, time.Duration(8+4*w)*time.Millisecond, func(i int) {
 				// Errors are expected while replicas are not ready; the
 				// metrics are what counts.
 				switch i % 3 {
@@ -178,13 +178,19 @@ func (l *live) traffic(ctx context.Context, d time.Duration) error {
 				if w == 0 && i%50 == 0 {
 					cc.Invoke(ctx, "/milvus.proto.milvus.MilvusService/NoSuchMethod", &milvuspb.GetVersionRequest{}, &milvuspb.GetVersionResponse{}) //nolint:errcheck
 				}
-			}
+			})
 		})
 	}
 	wg.Go(func() {
 		for i := 0; ctx.Err() == nil; i++ {
 			cli, err := demo.Connect(ctx, l.addr, lbtest.ServerName, l.ca.Pool())
 			if err != nil {
+				// Refused while connections are over --max-conns: try
+				// again a little later, not in a spin.
+				select {
+				case <-ctx.Done():
+				case <-time.After(200 * time.Millisecond):
+				}
 				continue
 			}
 			s := demo.Session{Collection: fmt.Sprintf("dash_%d", i), Rows: 300, Dim: 16, TopK: 5, Queries: 20, Seed: uint64(i)}
@@ -193,21 +199,14 @@ func (l *live) traffic(ctx context.Context, d time.Duration) error {
 		}
 	})
 	wg.Go(func() {
-		tick := time.NewTicker(2 * time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
+		every(ctx, 2*time.Second, func(int) {
 			if c, err := net.DialTimeout("tcp", l.addr, time.Second); err == nil {
 				c.SetDeadline(time.Now().Add(2 * time.Second))         //nolint:errcheck
 				io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") //nolint:errcheck
 				io.Copy(io.Discard, c)                                 //nolint:errcheck // until l7lb closes it
 				c.Close()
 			}
-		}
+		})
 	})
 	rs := l.cluster.Replicas()
 	phase := func(frac float64, what func()) {
