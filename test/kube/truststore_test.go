@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,9 +121,44 @@ func TestTrustStoreSecret(t *testing.T) {
 	})
 	if err := call(leafB, 2*time.Second); err == nil {
 		t.Fatal("a client certificate of CA B got through a trust store of CA A")
-	} else {
-		t.Logf("CA B client refused: %v", err)
 	}
+	// What the SDK reports as a deadline is the handshake's refusal: the
+	// server's alert, read on a raw TLS connection.
+	tlsErr := func(cert *pki.Leaf) error {
+		cfg := &tls.Config{RootCAs: b.ca.Pool(), ServerName: serverName, NextProtos: []string{"h2"}}
+		if cert != nil {
+			cfg.Certificates = []tls.Certificate{cert.TLSCertificate()}
+		}
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
+		// The HTTP/2 client preface and an empty SETTINGS frame; the
+		// server answers with its SETTINGS, or its alert.
+		if _, err := c.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")); err != nil {
+			return err
+		}
+		_, err = c.Read(make([]byte, 1))
+		return err
+	}
+	type probe struct {
+		name string
+		cert *pki.Leaf
+		want string // "" for accepted
+	}
+	rawHandshakes := func(when string, probes []probe) {
+		t.Helper()
+		for _, p := range probes {
+			err := tlsErr(p.cert)
+			if (p.want == "" && err != nil) || (p.want != "" && (err == nil || !strings.Contains(err.Error(), p.want))) {
+				t.Errorf("%s: raw handshake with client certificate %s: %v, want %q", when, p.name, err, p.want)
+			}
+			t.Logf("%s: raw handshake, client certificate %s: %v", when, p.name, err)
+		}
+	}
+	rawHandshakes("before modify", []probe{{"CA A", leafA, ""}, {"CA B", leafB, "tls: bad certificate"}, {"none", nil, "tls: certificate required"}})
 	t.Logf("before modify: CA A client ok, CA B and no certificate refused")
 
 	out = run("modify", "--trust-store-arn", arn, "--ca-certificates-bundle", "fileb://"+bundleB)
@@ -133,6 +170,7 @@ func TestTrustStoreSecret(t *testing.T) {
 	if err := call(nil, 2*time.Second); err == nil {
 		t.Fatal("a client without a certificate got through after modify")
 	}
+	rawHandshakes("after modify", []probe{{"CA A", leafA, "tls: bad certificate"}, {"CA B", leafB, ""}, {"none", nil, "tls: certificate required"}})
 	_, ts, err := r.ctl.TrustStores().Load(arn)
 	if err != nil || ts.NumberOfCaCertificates != 1 || ts.Subjects[0] != caB.Cert.Subject.ToRDNSequence().String() {
 		t.Fatalf("controller's trust store after modify: %+v, %v", ts, err)
