@@ -14,13 +14,14 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/l7lb/l7lb/internal/config"
 	"github.com/l7lb/l7lb/internal/controller"
 	"github.com/l7lb/l7lb/internal/kubeclient"
 	"github.com/l7lb/l7lb/internal/runtime"
 )
 
 // runController runs `l7lb controller`: the in-cluster Ingress controller.
-func runController(ctx context.Context, args []string, _, stderr io.Writer) int {
+func runController(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("l7lb controller", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var sf serveFlags // listener flags shared with serve
@@ -28,7 +29,7 @@ func runController(ctx context.Context, args []string, _, stderr io.Writer) int 
 	classes.split, publish.split = true, true
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file (default: in-cluster configuration)")
 	namespace := fs.String("namespace", podNamespace(), "l7lb's own namespace: the Lease and the certificate store's Secrets")
-	certNS := fs.String("cert-namespace", "", "namespace of the certificate store's Secrets (default --namespace)")
+	certNS := fs.String("cert-namespace", "", "namespace of the certificate and trust store Secrets (default --namespace)")
 	fs.Var(&classes, "class", "also serve these ingress classes, comma-separated, e.g. alb for the seed's ingress.yaml (IngressClasses with controller "+controller.ControllerName+" are always served)")
 	fs.Var(&publish, "publish-address", "IPs or host names to write into status.loadBalancer, comma-separated")
 	publishSvc := fs.String("publish-service", "", "NAMESPACE/NAME of l7lb's Service whose load-balancer addresses go into status (when --publish-address is not given)")
@@ -43,6 +44,7 @@ func runController(ctx context.Context, args []string, _, stderr io.Writer) int 
 	fs.StringVar(&sf.log.level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&sf.log.format, "log-format", "text", "text or json")
 	sf.limits.register(fs)
+	sf.obs.register(fs) // --admin (metrics), --pprof, --access-log, --access-log-sample
 	log, bind, ok := sf.parseStartup(fs, args, stderr)
 	if !ok {
 		return 2
@@ -68,9 +70,21 @@ func runController(ctx context.Context, args []string, _, stderr io.Writer) int 
 		log.Error("controller", "error", err)
 		return 1
 	}
-	rtOpts := runtime.Options{Log: log, Certs: ctl.Certificates(), Bind: bind, IdleTimeout: sf.idle}
+	// Metrics, access log and admin API as in serve; each snapshot the
+	// controller applies counts as a reload.
+	obs, err := sf.obs.setup(log, stdout, ctl.Certificates(), classes.values)
+	if err != nil {
+		log.Error("cannot set up observability", "error", err)
+		return 1
+	}
+	defer obs.shutdown()
+	rtOpts := runtime.Options{Log: log, Certs: ctl.Certificates(), TrustStores: ctl.TrustStores(), Bind: bind, IdleTimeout: sf.idle, Observer: obs.Observer(), GroupEvents: obs.Metrics}
 	sf.limits.apply(&rtOpts, log)
 	rt := runtime.New(rtOpts)
+	if err := obs.start(rt, false); err != nil {
+		log.Error("cannot start the admin listener", "error", err)
+		return 1
+	}
 	if *healthAddr != "" {
 		ln, err := net.Listen("tcp", *healthAddr)
 		if err != nil {
@@ -82,14 +96,30 @@ func runController(ctx context.Context, args []string, _, stderr io.Writer) int 
 		defer hs.Close()
 	}
 	// The controller stops at SIGTERM; the listeners drain afterwards.
-	if err := ctl.Run(ctx, rt); err != nil && !errors.Is(err, context.Canceled) {
+	if err := ctl.Run(ctx, recordingApplier{rt, obs.RecordReload}); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("controller stopped", "error", err)
 		return 1
+	}
+	if obs.Admin != nil {
+		obs.Admin.SetReady(false)
 	}
 	log.Info("shutting down: not ready; draining after the shutdown delay", "delay", *shutdownDelay, "drain", sf.drain)
 	time.Sleep(*shutdownDelay)
 	drainAndStop(log, rt, sf.drain)
 	return 0
+}
+
+// recordingApplier applies the controller's snapshots and counts each as
+// a reload (l7lb_config_reloads_total, the admin API's last reload).
+type recordingApplier struct {
+	rt     *runtime.Runtime
+	record func(ok bool, err error)
+}
+
+func (a recordingApplier) Apply(snap *config.Snapshot) error {
+	err := a.rt.Apply(snap)
+	a.record(err == nil, err)
+	return err
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

@@ -21,8 +21,9 @@ import (
 
 const defaultAdmin = "127.0.0.1:9901"
 
-// observabilityFlags are serve's metrics, access log and admin flags
-// (issue 5).
+// observabilityFlags are the metrics, access log and admin flags of serve
+// (issue 5) and of controller (issue 14: the chart's ServiceMonitor
+// scrapes the controller's /metrics).
 type observabilityFlags struct {
 	admin        string
 	pprof        bool
@@ -87,15 +88,17 @@ func (of *observabilityFlags) setup(log *slog.Logger, stdout io.Writer, certs ad
 func (o *observability) Observer() observe.Observer { return tee{o} }
 
 // start attaches the running data plane, records the start-up load as a
-// successful one, listens and turns ready.
-func (o *observability) start(rt *runtime.Runtime) error {
+// successful one when there was one (serve's; the controller's first
+// snapshot comes later, through RecordReload), listens and turns ready.
+func (o *observability) start(rt *runtime.Runtime, startupLoad bool) error {
 	o.Metrics.Attach(rt)
+	if startupLoad {
+		o.RecordReload(true, nil)
+	}
 	if o.Admin == nil {
-		o.Metrics.Reloaded(true, time.Now())
 		return nil
 	}
 	o.Admin.Attach(rt)
-	o.Admin.RecordReload(true, nil)
 	if err := o.Admin.Start(); err != nil {
 		if !o.explicit && errors.Is(err, syscall.EADDRINUSE) {
 			// Several l7lb processes on one machine (tests, a second
@@ -109,6 +112,16 @@ func (o *observability) start(rt *runtime.Runtime) error {
 	o.Admin.SetReady(true)
 	o.log.Info(fmt.Sprintf("admin: dashboard, JSON API and metrics on http://%s/ (/metrics, /api/v1/, /healthz, /readyz)", o.Admin.Addr()))
 	return nil
+}
+
+// RecordReload counts a configuration load: in the admin API (which
+// counts it in the metrics too) or, without one, in the metrics alone.
+func (o *observability) RecordReload(ok bool, err error) {
+	if o.Admin != nil {
+		o.Admin.RecordReload(ok, err)
+		return
+	}
+	o.Metrics.Reloaded(ok, time.Now())
 }
 
 // shutdown stops the admin listener and flushes the access log.

@@ -192,7 +192,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	describe(log, rt, store)
-	if err := obs.start(rt); err != nil {
+	if err := obs.start(rt, true); err != nil {
 		log.Error("cannot start the admin listener", "error", err)
 		return 1
 	}
@@ -202,10 +202,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 1
 		}
 	}
-	rl := &reloader{source: &sf.source, store: store, trust: trust, rt: rt, log: log}
-	if obs.Admin != nil {
-		rl.onResult = obs.Admin.RecordReload
-	}
+	rl := &reloader{source: &sf.source, store: store, trust: trust, rt: rt, log: log, onResult: obs.RecordReload}
 	rctx, stopReload := context.WithCancel(ctx)
 	defer stopReload()
 	go rl.run(rctx, time.Second)

@@ -195,6 +195,11 @@ func hasEKU(c *x509.Certificate, u x509.ExtKeyUsage) bool {
 	return false
 }
 
+// DescribeLeaf is what describe-certificate says of a leaf that is not in
+// a directory store (the controller's Secrets); ARN and ImportedAt are
+// left for the caller.
+func DescribeLeaf(leaf *x509.Certificate) Certificate { return describe(leaf) }
+
 // describe extracts the metadata of a leaf certificate.
 func describe(leaf *x509.Certificate) Certificate {
 	ips := make([]string, 0, len(leaf.IPAddresses))

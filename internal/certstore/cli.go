@@ -180,7 +180,7 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var c Certificate
 	var warns []string
-	if kube.enabled {
+	if kube.Enabled {
 		c, warns, err = kube.importPEMs(ctx, data[InputCertificate], data[InputChain], data[InputKey])
 	} else {
 		var s *Store

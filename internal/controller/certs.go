@@ -51,6 +51,21 @@ func (ci *CertIndex) Load(arn string) (tls.Certificate, error) {
 	return ci.parse(s)
 }
 
+// Describe implements metrics.Certs and admin.Certs: the certificate's
+// metadata, for the expiry metric and the admin API.
+func (ci *CertIndex) Describe(arn string) (certstore.Certificate, error) {
+	tc, err := ci.Load(arn)
+	if err != nil {
+		return certstore.Certificate{}, err
+	}
+	if tc.Leaf == nil {
+		return certstore.Certificate{}, fmt.Errorf("certificate %s: no parsed leaf", arn)
+	}
+	d := certstore.DescribeLeaf(tc.Leaf)
+	d.ARN = arn
+	return d, nil
+}
+
 // Known reports whether arn resolves to a usable certificate; it is
 // ingress.Options.KnownCertificate, so an unknown or broken one is a
 // problem of the Ingress naming it, not of the whole snapshot.

@@ -253,3 +253,23 @@ func TestCertIndexCache(t *testing.T) {
 }
 
 var metaListAll = metav1.ListOptions{}
+
+// TestCertIndexDescribe: the controller's certificates are described for
+// the expiry metric and the admin API as the directory store describes
+// its own.
+func TestCertIndexDescribe(t *testing.T) {
+	s, leaf := tlsSecret(t, testNS, "demo-tls", "demo.milvus.io")
+	h := newHarness(t, Options{}, s)
+	arn := secretARNPrefix + testNS + "/demo-tls"
+	d, err := h.c.Certificates().Describe(arn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := certstore.DescribeLeaf(leaf.Cert)
+	if d.ARN != arn || d.DomainName != want.DomainName || !d.NotAfter.Equal(leaf.Cert.NotAfter.UTC()) || d.SHA256 != want.SHA256 {
+		t.Errorf("Describe = %+v, want %+v with ARN %s", d, want, arn)
+	}
+	if _, err := h.c.Certificates().Describe(secretARNPrefix + testNS + "/absent"); err == nil {
+		t.Error("Describe of a missing Secret succeeded")
+	}
+}

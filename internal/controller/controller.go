@@ -31,7 +31,9 @@ type Controller struct {
 	services  corelisters.ServiceLister
 	slices    discoverylisters.EndpointSliceLister
 	secrets   corelisters.SecretLister
+	trustSecs corelisters.SecretLister // the trust stores'
 	certs     *CertIndex
+	trust     *TrustIndex
 
 	broadcaster record.EventBroadcaster
 	events      EventRecorder
@@ -63,7 +65,7 @@ func New(opts Options) (*Controller, error) {
 		lastGood:  map[string]*networkingv1.Ingress{},
 		lastEvent: map[types.UID]string{},
 	}
-	c.informers = newInformerSet(opts.Client, opts.Resync)
+	c.informers = newInformerSet(opts.Client, opts.Resync, opts.CertNamespace)
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.kick() },
 		UpdateFunc: func(any, any) { c.kick() },
@@ -80,6 +82,8 @@ func New(opts Options) (*Controller, error) {
 	c.slices = discoverylisters.NewEndpointSliceLister(c.informers.slices.GetIndexer())
 	c.secrets = corelisters.NewSecretLister(c.informers.secrets.GetIndexer())
 	c.certs = newCertIndex(c.secrets, opts.CertNamespace)
+	c.trustSecs = corelisters.NewSecretLister(c.informers.trust.GetIndexer())
+	c.trust = newTrustIndex(c.trustSecs, opts.CertNamespace)
 
 	c.broadcaster = record.NewBroadcaster()
 	c.events = c.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "l7lb", Host: opts.Identity})
@@ -89,6 +93,11 @@ func New(opts Options) (*Controller, error) {
 // Certificates resolves certificate ARNs from the cluster's Secrets; it is
 // the runtime's CertLoader (runtime.Options.Certs).
 func (c *Controller) Certificates() *CertIndex { return c.certs }
+
+// TrustStores resolves mutual-authentication trust stores from the trust
+// store Secrets of the certificate namespace; it is the runtime's
+// TrustStoreLoader (runtime.Options.TrustStores).
+func (c *Controller) TrustStores() *TrustIndex { return c.trust }
 
 // Ready reports whether the caches synced and a snapshot is serving.
 func (c *Controller) Ready() bool { return c.ready.Load() }
@@ -181,6 +190,11 @@ func (c *Controller) sync(ctx context.Context, rt Applier) error {
 	c.certs.forget(func(key string) bool {
 		ns, name := splitKey(key)
 		_, err := c.secrets.Secrets(ns).Get(name)
+		return err == nil
+	})
+	c.trust.forget(func(key string) bool {
+		ns, name := splitKey(key)
+		_, err := c.trustSecs.Secrets(ns).Get(name)
 		return err == nil
 	})
 	if !c.leader.Load() {

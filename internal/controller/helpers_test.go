@@ -22,6 +22,7 @@ import (
 
 	"github.com/l7lb/l7lb/internal/config"
 	"github.com/l7lb/l7lb/internal/pki"
+	"github.com/l7lb/l7lb/internal/truststore"
 )
 
 // The unit tests drive the controller without starting its informers: the
@@ -145,13 +146,23 @@ func (h *harness) store(o k8sruntime.Object, apply bool) {
 	case *discoveryv1.EndpointSlice:
 		inf = h.c.informers.slices
 	case *corev1.Secret:
-		inf = h.c.informers.secrets
+		inf = h.secretInformer(obj)
 	default:
 		h.t.Fatalf("no store for %T", o)
 	}
 	if err := inf.GetStore().Update(o); err != nil {
 		h.t.Fatal(err)
 	}
+}
+
+// secretInformer is the informer that would see s: the trust stores' for
+// a trust store Secret of the certificate namespace, the TLS Secrets'
+// otherwise.
+func (h *harness) secretInformer(s *corev1.Secret) cache.SharedIndexInformer {
+	if s.Labels[truststore.KubeLabelStore] == "true" && s.Namespace == h.c.opts.CertNamespace {
+		return h.c.informers.trust
+	}
+	return h.c.informers.secrets
 }
 
 func (h *harness) upsert(ing *networkingv1.Ingress) {
@@ -182,13 +193,13 @@ func (h *harness) refresh() {
 func (h *harness) remove(o k8sruntime.Object) {
 	h.t.Helper()
 	var inf cache.SharedIndexInformer
-	switch o.(type) {
+	switch obj := o.(type) {
 	case *networkingv1.Ingress:
 		inf = h.c.informers.ingresses
 	case *corev1.Service:
 		inf = h.c.informers.services
 	case *corev1.Secret:
-		inf = h.c.informers.secrets
+		inf = h.secretInformer(obj)
 	default:
 		h.t.Fatalf("no store for %T", o)
 	}

@@ -14,6 +14,8 @@ import (
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/l7lb/l7lb/internal/truststore"
 )
 
 // The informers are built here from cache.ListWatch rather than taken
@@ -21,7 +23,7 @@ import (
 // generated informer through informers/internalinterfaces, takes the whole
 // kubernetes.Interface, so using it links every API group's client,
 // informer and lister into the binary (issue 13). What follows is what the
-// generated NewFilteredXxxInformer functions do, for the five kinds the
+// generated NewFilteredXxxInformer functions do, for the kinds the
 // controller watches, over the narrow Client.
 
 // listWatch is one kind's list and watch calls, all namespaces; L is the
@@ -64,13 +66,17 @@ func newInformer[L k8sruntime.Object](client Client, lw listWatch[L], obj k8srun
 }
 
 // informerSet is the controller's informers: what the two shared informer
-// factories held before, the Secrets one with its field selector.
+// factories held before, the Secrets one with its field selector, and the
+// trust store Secrets of the certificate namespace.
 type informerSet struct {
 	ingresses, classes, services, slices, secrets cache.SharedIndexInformer
-	wg                                            sync.WaitGroup
+	// trust watches only trustNS, by label: trust stores are Opaque
+	// Secrets, which the TLS field selector of secrets keeps out.
+	trust cache.SharedIndexInformer
+	wg    sync.WaitGroup
 }
 
-func newInformerSet(client Client, resync time.Duration) *informerSet {
+func newInformerSet(client Client, resync time.Duration, trustNS string) *informerSet {
 	all := metav1.NamespaceAll
 	// Only TLS Secrets: spec.tls ones and the certificate store's. The
 	// field selector keeps every other Secret out of memory.
@@ -82,12 +88,15 @@ func newInformerSet(client Client, resync time.Duration) *informerSet {
 	svcs := client.CoreV1().Services(all)
 	eps := client.DiscoveryV1().EndpointSlices(all)
 	secs := client.CoreV1().Secrets(all)
+	trustSecs := client.CoreV1().Secrets(trustNS)
+	trustOnly := func(lo *metav1.ListOptions) { lo.LabelSelector = truststore.KubeSelector("") }
 	return &informerSet{
 		ingresses: newInformer(client, listWatch[*networkingv1.IngressList]{ings.List, ings.Watch}, &networkingv1.Ingress{}, resync, nil),
 		classes:   newInformer(client, listWatch[*networkingv1.IngressClassList]{ics.List, ics.Watch}, &networkingv1.IngressClass{}, resync, nil),
 		services:  newInformer(client, listWatch[*corev1.ServiceList]{svcs.List, svcs.Watch}, &corev1.Service{}, resync, nil),
 		slices:    newInformer(client, listWatch[*discoveryv1.EndpointSliceList]{eps.List, eps.Watch}, &discoveryv1.EndpointSlice{}, resync, nil),
 		secrets:   newInformer(client, listWatch[*corev1.SecretList]{secs.List, secs.Watch}, &corev1.Secret{}, resync, tlsOnly),
+		trust:     newInformer(client, listWatch[*corev1.SecretList]{trustSecs.List, trustSecs.Watch}, &corev1.Secret{}, resync, trustOnly),
 	}
 }
 
@@ -101,7 +110,7 @@ func (s *informerSet) named() []struct {
 		inf  cache.SharedIndexInformer
 	}{
 		{"Ingress", s.ingresses}, {"IngressClass", s.classes}, {"Service", s.services},
-		{"EndpointSlice", s.slices}, {"Secret", s.secrets},
+		{"EndpointSlice", s.slices}, {"Secret", s.secrets}, {"trust store Secret", s.trust},
 	}
 }
 

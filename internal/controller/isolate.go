@@ -81,7 +81,7 @@ func (c *Controller) translate(v *view) (*result, error) {
 		r.snap = &config.Snapshot{Listeners: []config.Listener{}, TargetGroups: []config.TargetGroup{}}
 		return r, nil
 	}
-	opts := ingress.Options{Classes: v.classes, KnownCertificate: c.certs.Known}
+	opts := ingress.Options{Classes: v.classes, KnownCertificate: c.certs.Known, KnownTrustStore: c.trust.Known}
 	with := func(keys []string) manifest.Objects {
 		objs := v.objs
 		objs.Ingresses = nil

@@ -36,6 +36,7 @@ type Options struct {
 	// Namespace is the controller's own: its Lease lives there.
 	Namespace string
 	// CertNamespace holds the certificate store's Secrets (cert import
+	// --kubernetes) and the trust stores' (truststore create
 	// --kubernetes); default Namespace.
 	CertNamespace string
 

@@ -26,6 +26,8 @@ The local twin of the ALB's trust stores (aws elbv2 ...-trust-store[s]):
 Every command takes --store DIR: the certificate store's directory
 (default $L7LB_CERT_STORE, else $XDG_DATA_HOME/l7lb/certificates, else
 ~/.local/share/l7lb/certificates); trust stores live in its truststores/.
+Or, as cert import: --kubernetes [--namespace NS] [--kubeconfig F], the
+controller's store: Secrets in its certificate namespace (default l7lb).
 `
 
 // Command runs `l7lb truststore ...`; args are the words after
@@ -36,7 +38,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usageText)
 		return 2
 	}
-	var run func([]string, io.Writer, io.Writer) error
+	var run func(context.Context, []string, io.Writer, io.Writer) error
 	switch args[0] {
 	case "create", "create-trust-store":
 		run = cmdCreate
@@ -59,7 +61,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "l7lb truststore: %v\n", err)
 		return 1
 	}
-	err := run(args[1:], stdout, stderr)
+	err := run(ctx, args[1:], stdout, stderr)
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
@@ -72,20 +74,77 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func newFlags(name string) (*flag.FlagSet, *string) {
+// backend is where the commands keep trust stores: a directory (Store)
+// or the cluster's Secrets (KubeStore).
+type backend interface {
+	Create(ctx context.Context, name string, bundle []byte, now time.Time) (TrustStore, []string, error)
+	Modify(ctx context.Context, arn string, bundle []byte, now time.Time) (TrustStore, []string, error)
+	List(ctx context.Context) ([]TrustStore, error)
+	Describe(ctx context.Context, ref string) (TrustStore, error)
+	Delete(ctx context.Context, arn string) error
+}
+
+// dirBackend is Store as a backend; a directory needs no context.
+type dirBackend struct{ *Store }
+
+func (d dirBackend) Create(_ context.Context, name string, bundle []byte, now time.Time) (TrustStore, []string, error) {
+	return d.Store.Create(name, bundle, now)
+}
+
+func (d dirBackend) Modify(_ context.Context, arn string, bundle []byte, now time.Time) (TrustStore, []string, error) {
+	return d.Store.Modify(arn, bundle, now)
+}
+
+func (d dirBackend) List(context.Context) ([]TrustStore, error) { return d.Store.List() }
+
+func (d dirBackend) Describe(_ context.Context, ref string) (TrustStore, error) {
+	return d.Store.Describe(ref)
+}
+
+func (d dirBackend) Delete(_ context.Context, arn string) error { return d.Store.Delete(arn) }
+
+// storeFlags pick the backend: --store DIR, or --kubernetes with its
+// namespace and kubeconfig (the same flags as cert import's).
+type storeFlags struct {
+	dir  string
+	kube certstore.KubeFlags
+}
+
+func newFlags(name string) (*flag.FlagSet, *storeFlags) {
 	fs := flag.NewFlagSet("l7lb truststore "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	store := fs.String("store", "", "store directory (default $"+certstore.EnvStore+" or the XDG data dir)")
-	return fs, store
+	sf := &storeFlags{}
+	fs.StringVar(&sf.dir, "store", "", "store directory (default $"+certstore.EnvStore+" or the XDG data dir)")
+	sf.kube.Register(fs, "trust")
+	return fs, sf
 }
 
-func openStore(dir string) (*Store, error) {
+// open returns the backend the flags name; newKubeClient is replaced in
+// tests by a fake clientset.
+func (sf *storeFlags) open() (backend, error) {
+	if sf.kube.Enabled {
+		if sf.dir != "" {
+			return nil, certstore.Usagef("give --store or --kubernetes, not both")
+		}
+		client, err := newKubeClient(&sf.kube)
+		if err != nil {
+			return nil, err
+		}
+		return KubeStore{Client: client, Namespace: sf.kube.Namespace}, nil
+	}
+	dir := sf.dir
 	if dir == "" {
 		dir = certstore.DefaultDir()
 	}
-	return Open(dir)
+	s, err := Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	return dirBackend{s}, nil
 }
+
+var newKubeClient = func(k *certstore.KubeFlags) (certstore.KubeClient, error) { return k.Client() }
 
 // readBundle reads --ca-certificates-bundle; problems name the file.
 func readBundle(arg string) ([]byte, string, error) {
@@ -109,22 +168,22 @@ func nameFile(err error, path string) error {
 	return err
 }
 
-func cmdCreate(args []string, stdout, stderr io.Writer) error {
-	return writeBundle(args, stdout, stderr, bundleCmd{
+func cmdCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return writeBundle(ctx, args, stdout, stderr, bundleCmd{
 		name: "create", keyFlag: "name", keyUsage: "trust store name (required)",
 		bundleUsage: "PEM file with the CA certificates, fileb://PATH or PATH (required)",
-		apply: func(s *Store, key string, bundle []byte, now time.Time) (TrustStore, []string, error) {
-			return s.Create(key, bundle, now)
+		apply: func(ctx context.Context, s backend, key string, bundle []byte, now time.Time) (TrustStore, []string, error) {
+			return s.Create(ctx, key, bundle, now)
 		},
 	})
 }
 
-func cmdModify(args []string, stdout, stderr io.Writer) error {
-	return writeBundle(args, stdout, stderr, bundleCmd{
+func cmdModify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return writeBundle(ctx, args, stdout, stderr, bundleCmd{
 		name: "modify", keyFlag: "trust-store-arn", keyUsage: "ARN of the trust store (required)",
 		bundleUsage: "PEM file with the new CA certificates (required)",
-		apply: func(s *Store, key string, bundle []byte, now time.Time) (TrustStore, []string, error) {
-			return s.Modify(key, bundle, now)
+		apply: func(ctx context.Context, s backend, key string, bundle []byte, now time.Time) (TrustStore, []string, error) {
+			return s.Modify(ctx, key, bundle, now)
 		},
 	})
 }
@@ -133,11 +192,11 @@ func cmdModify(args []string, stdout, stderr io.Writer) error {
 // one key (create: a name; modify: an ARN).
 type bundleCmd struct {
 	name, keyFlag, keyUsage, bundleUsage string
-	apply                                func(s *Store, key string, bundle []byte, now time.Time) (TrustStore, []string, error)
+	apply                                func(ctx context.Context, s backend, key string, bundle []byte, now time.Time) (TrustStore, []string, error)
 }
 
-func writeBundle(args []string, stdout, stderr io.Writer, c bundleCmd) error {
-	fs, storeDir := newFlags(c.name)
+func writeBundle(ctx context.Context, args []string, stdout, stderr io.Writer, c bundleCmd) error {
+	fs, sf := newFlags(c.name)
 	key := fs.String(c.keyFlag, "", c.keyUsage)
 	bundleF := fs.String("ca-certificates-bundle", "", c.bundleUsage)
 	pos, err := certstore.ParseFlags(fs, args, stdout)
@@ -154,11 +213,11 @@ func writeBundle(args []string, stdout, stderr io.Writer, c bundleCmd) error {
 	if err != nil {
 		return err
 	}
-	s, err := openStore(*storeDir)
+	s, err := sf.open()
 	if err != nil {
 		return err
 	}
-	ts, warns, err := c.apply(s, *key, bundle, time.Now())
+	ts, warns, err := c.apply(ctx, s, *key, bundle, time.Now())
 	if err != nil {
 		return nameFile(err, path)
 	}
@@ -166,8 +225,8 @@ func writeBundle(args []string, stdout, stderr io.Writer, c bundleCmd) error {
 	return certstore.WriteJSON(stdout, output{TrustStores: []trustStoreOut{outOf(ts)}})
 }
 
-func cmdList(args []string, stdout, _ io.Writer) error {
-	fs, storeDir := newFlags("list")
+func cmdList(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	fs, sf := newFlags("list")
 	pos, err := certstore.ParseFlags(fs, args, stdout)
 	if err != nil {
 		return err
@@ -175,11 +234,11 @@ func cmdList(args []string, stdout, _ io.Writer) error {
 	if len(pos) > 0 {
 		return certstore.Usagef("unexpected argument %q", pos[0])
 	}
-	s, err := openStore(*storeDir)
+	s, err := sf.open()
 	if err != nil {
 		return err
 	}
-	all, err := s.List()
+	all, err := s.List(ctx)
 	if err != nil {
 		return err
 	}
@@ -193,8 +252,8 @@ func cmdList(args []string, stdout, _ io.Writer) error {
 // cmdDescribe takes --trust-store-arns or --names with one or more values,
 // as the AWS CLI spells them (values after the first may follow as words);
 // without either it lists all.
-func cmdDescribe(args []string, stdout, _ io.Writer) error {
-	fs, storeDir := newFlags("describe")
+func cmdDescribe(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	fs, sf := newFlags("describe")
 	var arns, names listFlag
 	fs.Var(&arns, "trust-store-arns", "ARNs to describe")
 	fs.Var(&names, "names", "names to describe")
@@ -212,15 +271,15 @@ func cmdDescribe(args []string, stdout, _ io.Writer) error {
 	case len(pos) > 0:
 		return certstore.Usagef("unexpected argument %q", pos[0])
 	default:
-		return cmdList(args, stdout, nil)
+		return cmdList(ctx, args, stdout, nil)
 	}
-	s, err := openStore(*storeDir)
+	s, err := sf.open()
 	if err != nil {
 		return err
 	}
 	out := output{TrustStores: []trustStoreOut{}}
 	for _, ref := range append(arns, names...) {
-		ts, err := s.Describe(ref)
+		ts, err := s.Describe(ctx, ref)
 		if err != nil {
 			return err
 		}
@@ -230,8 +289,8 @@ func cmdDescribe(args []string, stdout, _ io.Writer) error {
 }
 
 // cmdDelete prints nothing on success, like aws elbv2 delete-trust-store.
-func cmdDelete(args []string, stdout, _ io.Writer) error {
-	fs, storeDir := newFlags("delete")
+func cmdDelete(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	fs, sf := newFlags("delete")
 	arn := fs.String("trust-store-arn", "", "ARN of the trust store (required)")
 	pos, err := certstore.ParseFlags(fs, args, stdout)
 	if err != nil {
@@ -245,11 +304,11 @@ func cmdDelete(args []string, stdout, _ io.Writer) error {
 	case !strings.HasPrefix(*arn, "arn:"):
 		return certstore.Usagef("--trust-store-arn %q: want an ARN (l7lb truststore list shows them)", *arn)
 	}
-	s, err := openStore(*storeDir)
+	s, err := sf.open()
 	if err != nil {
 		return err
 	}
-	return s.Delete(*arn)
+	return s.Delete(ctx, *arn)
 }
 
 func warn(w io.Writer, warns []string) {

@@ -276,11 +276,7 @@ func (s *Store) load(ref string) (*x509.CertPool, TrustStore, error) {
 	if err != nil {
 		return nil, TrustStore{}, fmt.Errorf("truststore: loading %s (%s): %w", ref, filepath.Join(s.dir, ts.Name, bundleFile), err)
 	}
-	pool := x509.NewCertPool()
-	for _, c := range certs {
-		pool.AddCert(c)
-	}
-	return pool, ts, nil
+	return Pool(certs), ts, nil
 }
 
 // Has reports whether ref (ARN or name) names a trust store here.
@@ -290,19 +286,7 @@ func (s *Store) Has(ref string) bool {
 }
 
 // resolve turns an ARN or a name into the directory name.
-func (s *Store) resolve(ref string) (string, error) {
-	if strings.HasPrefix(ref, "arn:") {
-		name, _, err := ParseARN(ref)
-		if err != nil {
-			return "", fmt.Errorf("truststore: %w: %w", ErrNotFound, err)
-		}
-		return name, nil
-	}
-	if err := ValidName(ref); err != nil {
-		return "", fmt.Errorf("truststore: %w: %w", ErrNotFound, err)
-	}
-	return ref, nil
-}
+func (s *Store) resolve(ref string) (string, error) { return refName(ref) }
 
 func (s *Store) notFound(ref string) error {
 	return fmt.Errorf("truststore: %w: %s (store %s)", ErrNotFound, ref, s.dir)

@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode"
+
+	"github.com/l7lb/l7lb/internal/promql"
 )
 
 // This file reads the names out of the dashboard's PromQL. Prometheus's
@@ -39,108 +40,23 @@ type names struct {
 	grouping  []string // labels of by/without/on/ignoring/group_left/group_right
 }
 
-type tokKind int
+// The tokeniser is internal/promql's (tools/dashshot evaluates the same
+// queries with it).
+type token = promql.Token
 
 const (
-	tIdent tokKind = iota
-	tString
-	tNumber // numbers and durations
-	tPunct  // ( ) { } [ ] , and operators
+	tIdent  = promql.Ident
+	tString = promql.String
+	tNumber = promql.Number
+	tPunct  = promql.Punct
 )
 
-type token struct {
-	kind tokKind
-	text string
-}
+func tokenize(expr string) ([]token, error) { return promql.Tokenize(expr) }
 
-func isIdentStart(r rune) bool { return r == '_' || r == ':' || unicode.IsLetter(r) }
-func isIdentPart(r rune) bool  { return isIdentStart(r) || unicode.IsDigit(r) }
-
-// tokenize splits a PromQL expression. Grafana's $variables must have been
-// replaced before (outside strings); a stray $ is an error.
-func tokenize(expr string) ([]token, error) {
-	var out []token
-	rs := []rune(expr)
-	for i := 0; i < len(rs); {
-		r := rs[i]
-		switch {
-		case unicode.IsSpace(r):
-			i++
-		case r == '#': // comment to end of line
-			for i < len(rs) && rs[i] != '\n' {
-				i++
-			}
-		case r == '"' || r == '\'' || r == '`':
-			j := i + 1
-			var b strings.Builder
-			for ; j < len(rs) && rs[j] != r; j++ {
-				if rs[j] == '\\' && r != '`' && j+1 < len(rs) {
-					j++
-				}
-				b.WriteRune(rs[j])
-			}
-			if j >= len(rs) {
-				return nil, fmt.Errorf("unterminated string at offset %d", i)
-			}
-			out = append(out, token{tString, b.String()})
-			i = j + 1
-		case unicode.IsDigit(r) || (r == '.' && i+1 < len(rs) && unicode.IsDigit(rs[i+1])):
-			// Numbers, 1e-3, 0x1f and durations such as 5m or 1h30m.
-			j := i
-			for j < len(rs) && (unicode.IsDigit(rs[j]) || unicode.IsLetter(rs[j]) || rs[j] == '.' ||
-				((rs[j] == '+' || rs[j] == '-') && (rs[j-1] == 'e' || rs[j-1] == 'E'))) {
-				j++
-			}
-			out = append(out, token{tNumber, string(rs[i:j])})
-			i = j
-		case isIdentStart(r):
-			j := i
-			for j < len(rs) && isIdentPart(rs[j]) {
-				j++
-			}
-			out = append(out, token{tIdent, string(rs[i:j])})
-			i = j
-		case strings.ContainsRune("(){}[],", r):
-			out = append(out, token{tPunct, string(r)})
-			i++
-		case strings.ContainsRune("+-*/%^=!<>~:@", r):
-			j := i + 1
-			for j < len(rs) && strings.ContainsRune("=~", rs[j]) {
-				j++
-			}
-			out = append(out, token{tPunct, string(rs[i:j])})
-			i = j
-		default:
-			return nil, fmt.Errorf("unexpected %q at offset %d", r, i)
-		}
-	}
-	return out, nil
-}
-
-// PromQL's functions and aggregations (Prometheus 3.x), the only
-// identifiers that may stand before "(".
-var promqlFuncs = map[string]bool{}
-
-func init() {
-	for _, f := range strings.Fields(`abs absent absent_over_time acos acosh asin asinh atan atanh avg_over_time
-		ceil changes clamp clamp_max clamp_min cos cosh count_over_time days_in_month day_of_month day_of_week
-		day_of_year deg delta deriv exp floor histogram_avg histogram_count histogram_fraction histogram_quantile
-		histogram_stddev histogram_stdvar histogram_sum holt_winters double_exponential_smoothing hour idelta
-		increase irate label_join label_replace last_over_time ln log10 log2 mad_over_time max_over_time
-		min_over_time minute month pi predict_linear present_over_time quantile_over_time rad rate resets round
-		scalar sgn sin sinh sort sort_desc sort_by_label sort_by_label_desc sqrt stddev_over_time stdvar_over_time
-		sum_over_time tan tanh time timestamp vector year info`) {
-		promqlFuncs[f] = true
-	}
-	for a := range aggregations {
-		promqlFuncs[a] = true
-	}
-}
-
-var aggregations = map[string]bool{
-	"sum": true, "min": true, "max": true, "avg": true, "group": true, "stddev": true, "stdvar": true, "count": true,
-	"count_values": true, "bottomk": true, "topk": true, "quantile": true, "limitk": true, "limit_ratio": true,
-}
+var (
+	promqlFuncs  = promql.Funcs
+	aggregations = promql.Aggregations
+)
 
 // Keywords that take a label list, and the binary operators spelled as
 // words.
@@ -157,14 +73,14 @@ func extract(expr string) (names, error) {
 	}
 	var n names
 	i := 0
-	at := func(j int, text string) bool { return j < len(toks) && toks[j].kind == tPunct && toks[j].text == text }
+	at := func(j int, text string) bool { return j < len(toks) && toks[j].Kind == tPunct && toks[j].Text == text }
 	// labelList reads "( a, b, ... )" at i; group_left/right may omit it.
 	labelList := func(optional bool) error {
 		if !at(i, "(") {
 			if optional {
 				return nil
 			}
-			return fmt.Errorf("%q: label list expected after %s", expr, toks[i-1].text)
+			return fmt.Errorf("%q: label list expected after %s", expr, toks[i-1].Text)
 		}
 		i++
 		for !at(i, ")") {
@@ -172,11 +88,11 @@ func extract(expr string) (names, error) {
 				return fmt.Errorf("%q: unterminated label list", expr)
 			}
 			switch {
-			case toks[i].kind == tIdent:
-				n.grouping = append(n.grouping, toks[i].text)
+			case toks[i].Kind == tIdent:
+				n.grouping = append(n.grouping, toks[i].Text)
 			case at(i, ","):
 			default:
-				return fmt.Errorf("%q: %q in a label list", expr, toks[i].text)
+				return fmt.Errorf("%q: %q in a label list", expr, toks[i].Text)
 			}
 			i++
 		}
@@ -195,19 +111,19 @@ func extract(expr string) (names, error) {
 				continue
 			}
 			l, op, v := toks[i], toks[i+1], toks[i+2]
-			if (l.kind != tIdent && l.kind != tString) || op.kind != tPunct || v.kind != tString ||
-				!slices.Contains([]string{"=", "!=", "=~", "!~"}, op.text) {
-				return fmt.Errorf("%q: bad matcher %s %s %s", expr, l.text, op.text, v.text)
+			if (l.Kind != tIdent && l.Kind != tString) || op.Kind != tPunct || v.Kind != tString ||
+				!slices.Contains([]string{"=", "!=", "=~", "!~"}, op.Text) {
+				return fmt.Errorf("%q: bad matcher %s %s %s", expr, l.Text, op.Text, v.Text)
 			}
-			if l.text == "__name__" && op.text == "=" {
-				s.metric = v.text
+			if l.Text == "__name__" && op.Text == "=" {
+				s.metric = v.Text
 			} else {
-				s.labels = append(s.labels, l.text)
-				if op.text == "=" && !strings.Contains(v.text, "$") {
+				s.labels = append(s.labels, l.Text)
+				if op.Text == "=" && !strings.Contains(v.Text, "$") {
 					if s.equals == nil {
 						s.equals = map[string]string{}
 					}
-					s.equals[l.text] = v.text
+					s.equals[l.Text] = v.Text
 				}
 			}
 			i += 3
@@ -218,22 +134,22 @@ func extract(expr string) (names, error) {
 	for i < len(toks) {
 		t := toks[i]
 		switch {
-		case t.kind == tIdent && groupingWords[t.text]:
+		case t.Kind == tIdent && groupingWords[t.Text]:
 			i++
-			if err := labelList(t.text == "group_left" || t.text == "group_right"); err != nil {
+			if err := labelList(t.Text == "group_left" || t.Text == "group_right"); err != nil {
 				return n, err
 			}
-		case t.kind == tIdent && operatorWords[t.text]:
+		case t.Kind == tIdent && operatorWords[t.Text]:
 			i++
-		case t.kind == tIdent && t.text == "offset":
+		case t.Kind == tIdent && t.Text == "offset":
 			i += 2 // offset DURATION
-		case t.kind == tIdent && (at(i+1, "(") || (aggregations[t.text] && i+1 < len(toks) && groupingWords[toks[i+1].text])):
-			if !promqlFuncs[t.text] {
-				return n, fmt.Errorf("%q: unknown function %s", expr, t.text)
+		case t.Kind == tIdent && (at(i+1, "(") || (aggregations[t.Text] && i+1 < len(toks) && groupingWords[toks[i+1].Text])):
+			if !promqlFuncs[t.Text] {
+				return n, fmt.Errorf("%q: unknown function %s", expr, t.Text)
 			}
 			i++
-		case t.kind == tIdent:
-			s := selector{metric: t.text}
+		case t.Kind == tIdent:
+			s := selector{metric: t.Text}
 			i++
 			if at(i, "{") {
 				if err := matchers(&s); err != nil {

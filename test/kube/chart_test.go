@@ -12,8 +12,9 @@ import (
 // TestChartInstalls applies charts/l7lb, rendered by helm template with the
 // dashboard ConfigMap on, to the real API server with server-side apply
 // (strict field validation: an unknown or misplaced field is refused) and
-// checks that every rendered object is then stored. No ServiceMonitor is
-// rendered: the chart has none (l7lb controller serves no metrics yet).
+// checks that every rendered object is then stored. The ServiceMonitor
+// (off by default) is not applied: this API server has no Prometheus
+// Operator CRDs; test/chart checks what it selects and scrapes.
 func TestChartInstalls(t *testing.T) {
 	ctx := testCtx(t, 2*time.Minute)
 	helm := filepath.Join(binDir(), "helm-v4.3.2")
@@ -22,7 +23,7 @@ func TestChartInstalls(t *testing.T) {
 	}
 	ensureNamespace(t, ctx, "l7lb-chart")
 	cmd := exec.CommandContext(ctx, helm, "template", "chart", "../../charts/l7lb", "--namespace", "l7lb-chart",
-		"--set", "dashboard.enabled=true,ingressClass.name=l7lb-chart-test")
+		"--set", "dashboard.enabled=true,ingressClass.name=l7lb-chart-test,accessLog.destination=stdout,accessLog.sample=10,certificates.namespace=l7lb-chart")
 	rendered, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("helm template: %v", err)
@@ -39,7 +40,7 @@ func TestChartInstalls(t *testing.T) {
 	want := []string{
 		"serviceaccount/chart-l7lb", "clusterrole.rbac.authorization.k8s.io/chart-l7lb-controller",
 		"clusterrolebinding.rbac.authorization.k8s.io/chart-l7lb-controller", "role.rbac.authorization.k8s.io/chart-l7lb-leader-election",
-		"rolebinding.rbac.authorization.k8s.io/chart-l7lb-leader-election", "service/chart-l7lb", "deployment.apps/chart-l7lb",
+		"rolebinding.rbac.authorization.k8s.io/chart-l7lb-leader-election", "service/chart-l7lb", "service/chart-l7lb-metrics", "deployment.apps/chart-l7lb",
 		"poddisruptionbudget.policy/chart-l7lb", "ingressclass.networking.k8s.io/l7lb-chart-test", "configmap/chart-l7lb-dashboard",
 	}
 	for _, name := range want {

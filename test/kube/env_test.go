@@ -212,7 +212,7 @@ func startReplica(t *testing.T, o replicaOptions) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := runtime.New(runtime.Options{Log: log, Certs: ctl.Certificates(), Bind: func(config.Listener) string { return "127.0.0.1:0" }})
+	rt := runtime.New(runtime.Options{Log: log, Certs: ctl.Certificates(), TrustStores: ctl.TrustStores(), Bind: func(config.Listener) string { return "127.0.0.1:0" }})
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &replica{ctl: ctl, rt: rt, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- ctl.Run(ctx, rt) }()

@@ -46,6 +46,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- default (include "l7lb.fullname" .) .Values.ingressClass.name }}
 {{- end }}
 
+{{/* Labels of the metrics Service, which the ServiceMonitor selects. */}}
+{{- define "l7lb.metricsLabels" -}}
+{{ include "l7lb.selectorLabels" . }}
+app.kubernetes.io/component: metrics
+{{- end }}
+
 {{- define "l7lb.leaseName" -}}
 {{- default (printf "%s-controller" (include "l7lb.fullname" .)) .Values.leaderElection.leaseName }}
 {{- end }}
@@ -79,6 +85,17 @@ The arguments of `l7lb controller`; each line is a flag the command accepts
 - --health-address=:{{ .Values.health.port }}
 {{- with .Values.certificates.namespace }}
 - --cert-namespace={{ . }}
+{{- end }}
+{{- if .Values.metrics.enabled }}
+- --admin=:{{ .Values.metrics.port }}
+{{- end }}
+{{- with .Values.accessLog.destination }}
+{{- if ne . "off" }}
+- --access-log={{ . }}
+{{- end }}
+{{- end }}
+{{- if ne (int .Values.accessLog.sample) 1 }}
+- --access-log-sample={{ .Values.accessLog.sample }}
 {{- end }}
 {{- with .Values.logLevel }}
 - --log-level={{ . }}
