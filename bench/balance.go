@@ -50,11 +50,11 @@ type balanceParams struct {
 	EqualWarmup   time.Duration `json:"equal_warmup"`
 	EqualDuration time.Duration `json:"equal_window"`
 	// EqualRate paces the equal scenario at this many RPCs per second in
-	// all (0: back to back). CPU per RPC falls as the RPS rises (writes
-	// and wake-ups are shared by more RPCs), so algorithms compared at
-	// whatever RPS each reached differ by their RPS as much as by their
-	// cost; at one fixed rate below every balancer's capacity they do
-	// the same work, and the CPU per RPC compares the algorithms.
+	// all (0, the default: back to back). Tried as a way to compare CPU
+	// per RPC at one RPS: at 5000 RPC/s l7lb's CPU per RPC rose from
+	// about 22 µs to 55-74 µs (fewer RPCs share each write and wake-up)
+	// and varied more between identical runs (l7lb-rr against itself
+	// 1.35x, against 1.10x back to back), so it stays an option.
 	EqualRate float64 `json:"equal_rate_rps,omitempty"`
 
 	SlowDuration time.Duration `json:"slow_duration"` // from the first RPC
@@ -72,7 +72,7 @@ type balanceParams struct {
 
 var defaultBalanceParams = balanceParams{
 	InFlight: 32, ReqSize: 3 << 10, ReplySize: 1 << 10,
-	EqualWarmup: time.Second, EqualDuration: 5 * time.Second, EqualRate: 5000,
+	EqualWarmup: time.Second, EqualDuration: 5 * time.Second,
 	SlowDuration: 6 * time.Second, SlowSettle: time.Second, SlowDelay: 20 * time.Millisecond,
 	HungDuration: 12 * time.Second, HungStopAt: 2 * time.Second, HungDeadline: 2 * time.Second,
 	CallDeadline: 10 * time.Second, Sample: 250 * time.Millisecond, HealthWait: 15 * time.Second,
@@ -895,7 +895,7 @@ func balanceCommand(cfg config) string {
 	if cfg.L7LBBin != "" {
 		b.WriteString(" -l7lb-bin " + cfg.L7LBBin)
 	}
-	if r := defaultBalanceParams.EqualRate; r != 5000 && slices.Contains(cfg.Balance, "equal") {
+	if r := defaultBalanceParams.EqualRate; r != 0 && slices.Contains(cfg.Balance, "equal") {
 		fmt.Fprintf(&b, " -equal-rate %g", r)
 	}
 	if cfg.Out != "" {

@@ -78,7 +78,7 @@ func main() {
 	flag.IntVar(&cfg.Idle, "idle", 0, "run the idle mode instead of the workloads: this many TLS HTTP/2 connections, one RPC each, then idle (RSS per connection, PING check), and 1000 silent TCP connections (held after 15 s?); against l7lb and -peers, results in -out/idle.{md,jsonl}")
 	l7lbFlags := flag.String("l7lb-flags", "", "extra flags for l7lb serve, space-separated (for experiments, e.g. \"--gc-heap-floor-mib 8\")")
 	balance := flag.String("balance", "", "run balancing scenarios instead of the workloads, comma-separated from equal,slow,hung, or \"all\"; l7lb with each algorithm (-algorithms) against -peers haproxy (balance leastconn) and nginx (least_conn), 1 run unless -repeat is given, results in -out/balance.{md,jsonl}")
-	flag.Float64Var(&defaultBalanceParams.EqualRate, "equal-rate", defaultBalanceParams.EqualRate, "with -balance equal: RPCs per second in all, paced (0: back to back); one rate for every balancer makes CPU per RPC compare the algorithms")
+	flag.Float64Var(&defaultBalanceParams.EqualRate, "equal-rate", defaultBalanceParams.EqualRate, "with -balance equal: RPCs per second in all, paced (0: back to back, the default; paced runs cost more CPU per RPC and vary more)")
 	algorithms := flag.String("algorithms", "all", "with -balance: l7lb algorithms to measure, comma-separated from rr,lor,wr,ewma, or \"all\"")
 	readme := flag.Bool("update-readme", false, "copy bench/results/README-section.md into README.md's performance section, and exit")
 	flag.Parse()
