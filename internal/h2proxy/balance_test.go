@@ -95,20 +95,7 @@ func TestMissedDeadlinesEjectTarget(t *testing.T) {
 	table := route.Compile([]config.Rule{{Name: "r", Path: "/", PathType: config.PathPrefix, TargetGroup: "ns/svc:19530"}},
 		func(string) *targetgroup.Group { return g })
 	srv := New(Options{Routes: func() *proxy.Table { return table }, Port: 80, Log: log})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go srv.ServeConn(c)
-		}
-	}()
+	ln := serveLoopback(t, srv)
 	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
 	if err != nil {
 		t.Fatal(err)

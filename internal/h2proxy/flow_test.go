@@ -65,6 +65,12 @@ type flowEnv struct {
 
 func startFlowEnv(t *testing.T, limits Limits) *flowEnv {
 	srv, g := newTestServer(t, grpcTarget(t), limits)
+	ln := serveLoopback(t, srv)
+	return &flowEnv{srv: srv, group: g, addr: ln.Addr().String()}
+}
+
+// serveLoopback serves srv on a loopback listener until the test ends.
+func serveLoopback(t testing.TB, srv *Server) net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +85,7 @@ func startFlowEnv(t *testing.T, limits Limits) *flowEnv {
 			go srv.ServeConn(c)
 		}
 	}()
-	return &flowEnv{srv: srv, group: g, addr: ln.Addr().String()}
+	return ln
 }
 
 // good makes n calls with reply bytes each through a plain grpc-go client.
@@ -104,23 +110,34 @@ func (e *flowEnv) good(t *testing.T, n, reply int) {
 
 // settled waits until no stream is left anywhere and every window and
 // budget is back where it started.
-func (e *flowEnv) settled(t *testing.T) {
+func (e *flowEnv) settled(t *testing.T) { waitSettled(t, e.srv, false, e.group) }
+
+// waitSettled waits until every client connection of srv without streams
+// has its window and response budget back, and no target of groups holds
+// a request or response window; noStreams also requires every client
+// connection still open to have no stream.
+func waitSettled(t *testing.T, srv *Server, noStreams bool, groups ...*targetgroup.Group) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		problem := ""
-		for _, f := range e.srv.Flow() {
-			if f.Streams == 0 && (f.RespGranted != 0 || f.RecvWindow != f.RecvWindowInitial) {
+		for _, f := range srv.Flow() {
+			switch {
+			case f.Streams != 0 && noStreams:
+				problem = strconv.Itoa(f.Streams) + " streams still open on " + strconv.Quote(f.Client)
+			case f.Streams == 0 && (f.RespGranted != 0 || f.RecvWindow != f.RecvWindowInitial):
 				problem = "client connection not back at rest: " + strconv.Quote(f.Client)
 			}
 		}
-		for _, tg := range e.group.Targets() {
-			if n := tg.Meter.InFlight(); n != 0 {
-				problem = "target in flight " + strconv.FormatInt(n, 10)
-			}
-			for _, f := range tg.Conns.Flow() {
-				if f.Streams == 0 && f.RecvWindow != f.RecvWindowInitial {
-					problem = "target connection window " + strconv.FormatInt(f.RecvWindow, 10)
+		for _, g := range groups {
+			for _, tg := range g.Targets() {
+				if n := tg.Meter.InFlight(); n != 0 {
+					problem = "target in flight " + strconv.FormatInt(n, 10)
+				}
+				for _, f := range tg.Conns.Flow() {
+					if f.Streams == 0 && f.RecvWindow != f.RecvWindowInitial {
+						problem = "target connection window " + strconv.FormatInt(f.RecvWindow, 10)
+					}
 				}
 			}
 		}
@@ -128,7 +145,7 @@ func (e *flowEnv) settled(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not settled: %s; clients %+v", problem, e.srv.Flow())
+			t.Fatalf("not settled: %s; clients %+v", problem, srv.Flow())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

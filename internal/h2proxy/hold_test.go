@@ -120,20 +120,7 @@ func startHoldEnv(t *testing.T) *holdEnv {
 	e.groups = []*targetgroup.Group{e.ga, e.gb}
 	e.setRules(holdRules("moved", "moved_*"))
 	e.srv = New(Options{Routes: e.table.Load, Port: 80, Log: log})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go e.srv.ServeConn(c)
-		}
-	}()
+	ln := serveLoopback(t, e.srv)
 	e.addr = ln.Addr().String()
 	return e
 }
@@ -150,34 +137,7 @@ func (e *holdEnv) setRules(rules []config.Rule) {
 
 // settled waits until the client connections have no stream and all
 // their window back, and no target holds anything.
-func (e *holdEnv) settled(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		problem := ""
-		for _, f := range e.srv.Flow() {
-			if f.Streams != 0 {
-				problem = strconv.Itoa(f.Streams) + " streams still open"
-			} else if f.RespGranted != 0 || f.RecvWindow != f.RecvWindowInitial {
-				problem = "connection window " + strconv.FormatInt(f.RecvWindow, 10) + " of " + strconv.FormatInt(f.RecvWindowInitial, 10)
-			}
-		}
-		for _, g := range e.groups {
-			for _, tg := range g.Targets() {
-				if n := tg.Meter.InFlight(); n != 0 {
-					problem = "target in flight " + strconv.FormatInt(n, 10)
-				}
-			}
-		}
-		if problem == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not settled: %s; clients %+v", problem, e.srv.Flow())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func (e *holdEnv) settled(t *testing.T) { waitSettled(t, e.srv, true, e.groups...) }
 
 // holdClient writes frames by hand and reads each stream's outcome.
 type holdClient struct {

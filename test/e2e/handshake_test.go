@@ -53,7 +53,7 @@ func startMatrixLB(t *testing.T) *matrixLB {
 	t.Helper()
 	certs := lbtest.NewCerts(t, "matrix CA")
 	m := &matrixLB{t: t, ca1: newCA(t, "clients CA1"), ca2: newCA(t, "clients CA2"), dir: t.TempDir()}
-	m.trustARN = createTrustStore(t, certs.Dir, "clients", m.ca1)
+	m.trustARN = lbtest.CreateTrustStore(t, certs.Dir, "clients", m.ca1)
 	trust, err := truststore.Open(certs.Dir)
 	if err != nil {
 		t.Fatal(err)

@@ -5,12 +5,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -35,29 +32,6 @@ type mtlsEnv struct {
 	replica  *fakemilvus.Replica
 	ca1, ca2 *pki.CA
 	trustARN string
-}
-
-// createTrustStore runs `l7lb truststore create` (its package's Command,
-// which cmd/l7lb calls) for a bundle holding ca's certificate, in the
-// certificate store dir, and returns the ARN it prints.
-func createTrustStore(t *testing.T, dir, name string, ca *pki.CA) string {
-	t.Helper()
-	bundle := filepath.Join(t.TempDir(), name+"-bundle.pem")
-	if err := os.WriteFile(bundle, ca.CertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr bytes.Buffer
-	args := []string{"create", "--name", name, "--ca-certificates-bundle", "fileb://" + bundle, "--store", dir}
-	if rc := truststore.Command(context.Background(), args, &stdout, &stderr); rc != 0 {
-		t.Fatalf("l7lb truststore %s: exit %d: %s", strings.Join(args, " "), rc, stderr.String())
-	}
-	var out struct {
-		TrustStores []struct{ TrustStoreArn string }
-	}
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || len(out.TrustStores) != 1 {
-		t.Fatalf("l7lb truststore create printed %q: %v", stdout.String(), err)
-	}
-	return out.TrustStores[0].TrustStoreArn
 }
 
 func newCA(t *testing.T, name string) *pki.CA {
@@ -86,7 +60,7 @@ func startMTLSEnv(t *testing.T, mode string) *mtlsEnv {
 	t.Helper()
 	certs := lbtest.NewCerts(t, "e2e CA")
 	e := &mtlsEnv{ca1: newCA(t, "clients CA1"), ca2: newCA(t, "clients CA2")}
-	e.trustARN = createTrustStore(t, certs.Dir, "clients", e.ca1)
+	e.trustARN = lbtest.CreateTrustStore(t, certs.Dir, "clients", e.ca1)
 	trust, err := truststore.Open(certs.Dir)
 	if err != nil {
 		t.Fatal(err)

@@ -12,11 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/l7lb/l7lb/internal/fakemilvus"
 	"github.com/l7lb/l7lb/internal/lbtest"
 	"github.com/l7lb/l7lb/internal/pki"
-	"github.com/l7lb/l7lb/internal/runtime"
-	"github.com/l7lb/l7lb/internal/truststore"
 )
 
 // mtlsReport is the JSON line mtls.mjs prints.
@@ -63,23 +60,7 @@ func TestNodeSDKClientCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stdout, stderr bytes.Buffer
-	args := []string{"create", "--name", "clients", "--ca-certificates-bundle", "fileb://" + write("bundle.pem", ca1.CertPEM()), "--store", certs.Dir}
-	if rc := truststore.Command(context.Background(), args, &stdout, &stderr); rc != 0 {
-		t.Fatalf("truststore create: exit %d: %s", rc, stderr.String())
-	}
-	var created struct {
-		TrustStores []struct{ TrustStoreArn string }
-	}
-	if err := json.Unmarshal(stdout.Bytes(), &created); err != nil || len(created.TrustStores) != 1 {
-		t.Fatalf("truststore create printed %q (%v)", stdout.String(), err)
-	}
-	trust, err := truststore.Open(certs.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := lbtest.Ingress(`[{"HTTPS":443}]`, `    alb.ingress.kubernetes.io/mutual-authentication: '[{"port":443,"mode":"verify","trustStore":"`+created.TrustStores[0].TrustStoreArn+`"}]'`)
-	lb, cl := lbtest.StartWithCluster(t, fakemilvus.Options{Replicas: 1}, lbtest.Options{Ingress: doc, Certs: certs, Runtime: runtime.Options{TrustStores: trust}})
+	lb, cl := lbtest.StartVerify(t, certs, ca1)
 	replica := cl.Replicas()[0]
 	caFile := write("server-ca.pem", lb.CA.CertPEM())
 
