@@ -179,6 +179,13 @@ func TestChaos(t *testing.T) {
 		t.Fatalf("the chaos group's targets did not all turn healthy: %s", e.targetStates())
 	}
 	good.run(seed, time.Second) // warm-up: connections, pools, JIT of the page cache
+	// The SDK's RPCs on its collection went through the collection hold
+	// (heldService): the rounds below exercise it under every actor.
+	if n := e.obs.groupCount(heldService + ":19530"); n == 0 {
+		t.Fatalf("no RPC reached %s: the collection rule is not exercised", heldService)
+	} else {
+		t.Logf("warm-up: %d RPCs routed by the SDK's collection (the hold path)", n)
+	}
 
 	var results []roundResult
 	base := &baseline{}

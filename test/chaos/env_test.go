@@ -35,6 +35,14 @@ const serverName = lbtest.ServerName
 // comes back within a few seconds.
 const echoService = "milvus/chaos-echo"
 
+// heldService is the replicas again, behind a collection rule placed
+// before the seed's catch-all: every Milvus RPC that names a collection
+// is held until l7lb read its first message (l7lb.io/conditions), so the
+// SDK traffic and the adversarial clients go through the hold path; the
+// SDK's collection ("chaos") matches, so its reads and writes go here
+// after the hold; what names no collection falls through to milvus-demo.
+const heldService = "milvus/milvus-held"
+
 const ingressDoc = `apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
@@ -51,6 +59,7 @@ metadata:
     alb.ingress.kubernetes.io/healthy-threshold-count: "2"
     alb.ingress.kubernetes.io/unhealthy-threshold-count: "2"
     alb.ingress.kubernetes.io/target-group-attributes: deregistration_delay.timeout_seconds=10
+    l7lb.io/conditions.milvus-held: '[{"field":"collection","collectionConfig":{"values":["chaos"]}}]'
 spec:
   ingressClassName: alb
   rules:
@@ -62,6 +71,13 @@ spec:
           backend:
             service:
               name: chaos-echo
+              port:
+                number: 19530
+        - path: /
+          pathType: Prefix
+          backend:
+            service:
+              name: milvus-held
               port:
                 number: 19530
         - path: /
@@ -132,6 +148,7 @@ func (e *env) endpoints(raw *rawTarget) map[string][]config.Endpoint {
 	return map[string][]config.Endpoint{
 		lbtest.Service: lbtest.Endpoints(addrs...),
 		echoService:    lbtest.Endpoints(append(addrs, raw.addr)...),
+		heldService:    lbtest.Endpoints(addrs...),
 	}
 }
 
@@ -278,11 +295,23 @@ type obsRec struct {
 type observer struct {
 	mu   sync.Mutex
 	recs map[string]obsRec
+	// byGroup counts every RPC by target group, for the run's summary.
+	byGroup map[string]int
 }
 
-func newObserver() *observer { return &observer{recs: map[string]obsRec{}} }
+func newObserver() *observer { return &observer{recs: map[string]obsRec{}, byGroup: map[string]int{}} }
+
+// groupCount is how many RPCs went to target group g.
+func (o *observer) groupCount(g string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.byGroup[g]
+}
 
 func (o *observer) RPCDone(r *observe.RPC) {
+	o.mu.Lock()
+	o.byGroup[r.TargetGroup]++
+	o.mu.Unlock()
 	tp := r.TraceParent
 	if len(tp) != 55 || !strings.HasPrefix(tp[3:], goodTracePrefix) {
 		return
