@@ -318,24 +318,7 @@ func TestProblems(t *testing.T) {
 		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			snap, err := run(tc.yaml, tc.opts)
-			if err == nil {
-				t.Fatalf("no error; snapshot %+v", snap)
-			}
-			if snap != nil && (len(snap.Listeners) > 0 || len(snap.TargetGroups) > 0) {
-				t.Error("a servable snapshot was returned with an error")
-			}
-			var ps config.Problems
-			if !errors.As(err, &ps) {
-				t.Errorf("error is %T, want config.Problems", err)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error does not contain %q:\n%v", w, err)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { expectProblems(t, tc.yaml, tc.opts, tc.want) })
 	}
 }
 
@@ -456,5 +439,27 @@ func TestGroupOrder(t *testing.T) {
 	_, err = run(ingressWith("bad", ipTarget, `alb.ingress.kubernetes.io/group.order: "2000"`), Options{})
 	if err == nil || !strings.Contains(err.Error(), "bad.yaml:8:") || !strings.Contains(err.Error(), "-1000 to 1000") {
 		t.Fatalf("out-of-range group.order: %v", err)
+	}
+}
+
+// expectProblems translates yaml and checks that it is refused, with no
+// servable snapshot, as config.Problems containing every string of want.
+func expectProblems(t *testing.T, yaml string, opts Options, want []string) {
+	t.Helper()
+	snap, err := run(yaml, opts)
+	if err == nil {
+		t.Fatalf("no error; snapshot %+v", snap)
+	}
+	if snap != nil && (len(snap.Listeners) > 0 || len(snap.TargetGroups) > 0) {
+		t.Error("a servable snapshot was returned with an error")
+	}
+	var ps config.Problems
+	if !errors.As(err, &ps) {
+		t.Errorf("error is %T, want config.Problems", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not contain %q:\n%v", w, err)
+		}
 	}
 }

@@ -1,11 +1,8 @@
 package ingress
 
 import (
-	"errors"
 	"strings"
 	"testing"
-
-	"github.com/l7lb/l7lb/internal/config"
 )
 
 // routedIngress is ingressWith's Ingress "r" with its one backend naming
@@ -168,24 +165,7 @@ func TestRoutingProblems(t *testing.T) {
 		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			snap, err := run(tc.yaml, Options{})
-			if err == nil {
-				t.Fatalf("no error; snapshot %+v", snap)
-			}
-			if snap != nil && (len(snap.Listeners) > 0 || len(snap.TargetGroups) > 0) {
-				t.Error("a servable snapshot was returned with an error")
-			}
-			var ps config.Problems
-			if !errors.As(err, &ps) {
-				t.Errorf("error is %T, want config.Problems", err)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error does not contain %q:\n%v", w, err)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { expectProblems(t, tc.yaml, Options{}, tc.want) })
 	}
 }
 
