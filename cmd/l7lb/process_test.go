@@ -178,23 +178,31 @@ func TestValidate(t *testing.T) {
 			if !contains(tc.args, "--store") {
 				args = append(args, "--store", store)
 			}
-			out, err := l7lb(ctx, args...).CombinedOutput()
-			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if code != tc.exit {
-				t.Errorf("exit %d, want %d\n%s", code, tc.exit, out)
-			}
-			for _, want := range tc.contains {
-				if !strings.Contains(string(out), want) {
-					t.Errorf("output lacks %q:\n%s", want, out)
-				}
-			}
+			expectRun(t, ctx, args, tc.exit, tc.contains)
 		})
 	}
+}
+
+// expectRun runs l7lb with args and checks its exit code and that its
+// output holds every string of contains; it returns the output.
+func expectRun(t *testing.T, ctx context.Context, args []string, exit int, contains []string) []byte {
+	t.Helper()
+	out, err := l7lb(ctx, args...).CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if code != exit {
+		t.Errorf("exit %d, want %d\n%s", code, exit, out)
+	}
+	for _, want := range contains {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	return out
 }
 
 func contains(xs []string, x string) bool {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -59,21 +58,7 @@ func TestValidateTrustStore(t *testing.T) {
 			doc := lbtest.Ingress(`[{"HTTPS":443}]`, `    alb.ingress.kubernetes.io/mutual-authentication: '[{"port":443,"mode":"verify","trustStore":"`+tc.store+`"}]'`)
 			doc = strings.ReplaceAll(doc, lbtest.Placeholder, certs.ARN)
 			f := writeFile(t, dir, "ingress.yaml", []byte(doc))
-			out, err := l7lb(ctx, "validate", "-f", f, "--store", certs.Dir, "--endpoints", "milvus/milvus-demo=127.0.0.1:19530").CombinedOutput()
-			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if code != tc.exit {
-				t.Errorf("exit %d, want %d\n%s", code, tc.exit, out)
-			}
-			for _, want := range tc.contains {
-				if !strings.Contains(string(out), want) {
-					t.Errorf("output lacks %q:\n%s", want, out)
-				}
-			}
+			out := expectRun(t, ctx, []string{"validate", "-f", f, "--store", certs.Dir, "--endpoints", "milvus/milvus-demo=127.0.0.1:19530"}, tc.exit, tc.contains)
 			t.Logf("%s", out)
 		})
 	}
